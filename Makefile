@@ -1,0 +1,42 @@
+# kartapos — two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+SYSSTAMP := $(VENV)/.sysdeps-stamp
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint typecheck pytest setup sysdeps bench chaos clean
+
+demo: setup
+	$(BIN)/kartapos demo
+
+test: setup lint typecheck pytest
+
+setup: $(SYSSTAMP) $(STAMP)
+
+sysdeps $(SYSSTAMP): .ci/sysdeps.sh
+	bash .ci/sysdeps.sh
+	@mkdir -p $(VENV) && touch $(SYSSTAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

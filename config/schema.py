@@ -1,0 +1,224 @@
+"""The configuration schema (DESIGN section 5, CONTRACT keys plus kartapos' own).
+
+Every section is a strict msgspec Struct: unknown keys, wrong types and bad values are
+rejected with the key path. Values that need more than a type check are checked in
+``__post_init__`` (msgspec reports those with the path as well).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+from msgspec import Meta
+
+Port = Annotated[int, Meta(ge=1, le=65535)]
+PositiveInt = Annotated[int, Meta(ge=1)]
+NonNegInt = Annotated[int, Meta(ge=0)]
+PositiveFloat = Annotated[float, Meta(gt=0)]
+Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+# Code pages python-escpos knows by these exact names and that carry Polish letters
+# (or are plain ASCII fall-backs).
+KNOWN_CODEPAGES = frozenset(
+    {"CP852", "CP1250", "ISO_8859-2", "CP437", "CP850", "CP858", "CP866", "CP1252"}
+)
+
+
+def bad(key: str, reason: str) -> ValueError:
+    """A value error that the loader reports at ``<section path>.<key>``."""
+    return ValueError(f"@{key}@ {reason}")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """'127.0.0.1:8080' / '[::1]:8080' / 'localhost:8080' -> (host, port)."""
+    m = re.fullmatch(
+        r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<port>\d{1,5})|(?P<host>[^:\s]+):(?P<p2>\d{1,5})", text
+    )
+    if not m:
+        raise ValueError(f"listen address {text!r} is not HOST:PORT")
+    host = m.group("v6") or m.group("host")
+    port = int(m.group("port") or m.group("p2"))
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port {port} out of range 1-65535")
+    if m.group("v6"):
+        ipaddress.IPv6Address(host)
+    elif not re.fullmatch(r"[A-Za-z0-9.-]+", host):
+        raise ValueError(f"host {host!r} is not an address or name")
+    return host, port
+
+
+def _check_timezone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise bad("timezone", f"unknown time zone {name!r}") from e
+
+
+_CODEPAGE_LIST = ", ".join(sorted(KNOWN_CODEPAGES))
+
+
+class TerminalSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    id: Name
+    partner_id: Name
+    state_dir: str = "/var/lib/kartapos"
+    timezone: str = "Europe/Warsaw"
+    # pbkdf2 hash (ledger.pins) of the local admin PIN; cashiers come from the rules feed.
+    admin_pin_hash: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_timezone(self.timezone)
+
+
+class ApiSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    listen: str = "127.0.0.1:8080"
+    max_body_bytes: PositiveInt = 64 * 1024
+    # Extra origins allowed besides the daemon's own (e.g. a kiosk served elsewhere).
+    allowed_origins: tuple[str, ...] = ()
+    session_ttl_s: PositiveInt = 12 * 3600
+
+    def __post_init__(self) -> None:
+        try:
+            parse_listen(self.listen)
+        except ValueError as e:
+            raise bad("listen", str(e)) from e
+
+
+ReaderKind = Literal["serial", "evdev", "pcsc"]
+KeyboardLayout = Literal["us", "pl"]
+
+
+class ReaderSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    name: Name
+    kind: ReaderKind
+    path: str  # serial port, /dev/input/by-id/... or a device name; pcsc: reader name substring
+    baudrate: PositiveInt = 9600
+    # Framing some readers add around a read (serial and wedge): e.g. "\x02" / "\x03".
+    prefix: str = ""
+    suffix: str = ""
+    layout: KeyboardLayout = "us"  # evdev: the keyboard layout the scanner emulates
+    inter_key_timeout_ms: PositiveInt = 80  # evdev: a scan ends after this much silence
+    dedupe_window_s: Annotated[float, Meta(ge=0)] = 1.5  # the same card again within: one read
+    grab: bool = True  # evdev: take the device so scans never type into other windows
+
+
+PrinterKind = Literal["network", "serial", "usb", "file", "none"]
+
+
+class PrinterSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    kind: PrinterKind = "none"
+    host: str = "127.0.0.1"
+    port: Port = 9100
+    path: str = ""
+    baudrate: PositiveInt = 19200
+    profile: str = "TM-T20II"
+    codepage: str = "CP852"
+    columns: Annotated[int, Meta(ge=24, le=64)] = 48
+    connect_timeout_s: PositiveFloat = 2.0
+    write_timeout_s: PositiveFloat = 5.0
+    # How long a sale waits for its receipt before answering "queued".
+    sale_wait_s: PositiveFloat = 1.5
+    cutter: bool = True
+    # Some clones start in Chinese mode: send FS . after every init.
+    cancel_kanji: bool = False
+    cash_drawer: bool = False
+
+    def __post_init__(self) -> None:
+        if self.codepage not in KNOWN_CODEPAGES:
+            raise bad(
+                "codepage",
+                f"unknown code page {self.codepage!r} (one of {_CODEPAGE_LIST})",
+            )
+        if self.kind in ("serial", "usb", "file") and not self.path:
+            raise bad("path", f"printer kind {self.kind!r} needs a path")
+
+
+class SyncSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    url: str = "http://127.0.0.1:8765"
+    token_file: str = "/etc/kartapos/token"  # noqa: S105 - a path, not a secret
+    batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 1000
+    nightly_window: str = "01:00-04:00"  # Europe/Warsaw
+    upload_interval_s: PositiveInt = 60  # when online, upload this often
+    catalog_refresh_s: PositiveInt = 300  # blocked cards reach the till within minutes
+    request_timeout_s: PositiveFloat = 30.0
+    gzip: bool = True
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", self.url):
+            raise bad("url", f"{self.url!r} is not an http(s) URL")
+        if not re.fullmatch(
+            r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", self.nightly_window
+        ):
+            raise bad("nightly_window", f"{self.nightly_window!r} is not HH:MM-HH:MM")
+
+
+class CardsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    number_pattern: str = r"^\d{2}-\d{6,7}$"
+    issuer_digits: Annotated[int, Meta(ge=0, le=6)] = 2
+    digit_lengths: tuple[PositiveInt, ...] = (8, 9)
+    # The city's Ed25519 public key (base64, raw 32 bytes) for the app's signed QR codes.
+    qr_public_key: str | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            re.compile(self.number_pattern)
+        except re.error as e:
+            raise bad("number_pattern", f"not a regular expression: {e}") from e
+
+
+class OfflineSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    # Redemptions are refused when the card list is older than this.
+    max_catalog_age_h: PositiveInt = 72
+    # While offline (catalogue stale for more than stale_after_s), redemptions per card per day.
+    redeem_per_card_per_day: NonNegInt = 1
+    stale_after_s: PositiveInt = 900
+
+
+class LoggingSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """The daemon's whole configuration."""
+
+    terminal: TerminalSection
+    api: ApiSection = ApiSection()
+    readers: tuple[ReaderSection, ...] = ()
+    printer: PrinterSection = PrinterSection()
+    sync: SyncSection = SyncSection()
+    cards: CardsSection = CardsSection()
+    offline: OfflineSection = OfflineSection()
+    logging: LoggingSection = LoggingSection()
+
+    def __post_init__(self) -> None:
+        names = [r.name for r in self.readers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise bad("readers", f"reader names must be unique: {', '.join(dupes)}")
+
+
+class CentralSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    listen: str = "127.0.0.1:8765"
+    database: str = "central.sqlite"
+    max_body_bytes: PositiveInt = 64 * 1024 * 1024
+    # Demo only: enrol an unknown terminal's key on first upload.
+    trust_on_first_use: bool = False
+    # Load the Polish demo data set at first start.
+    seed_demo: bool = False
+
+    def __post_init__(self) -> None:
+        try:
+            parse_listen(self.listen)
+        except ValueError as e:
+            raise bad("listen", str(e)) from e
+
+
+class CentralConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """The reference city server's configuration (`kartapos central`)."""
+
+    central: CentralSection = CentralSection()
+    logging: LoggingSection = LoggingSection()

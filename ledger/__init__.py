@@ -1,0 +1,1 @@
+"""Pure ledger core (money, entries, hash chain, rules) and the SQLite store."""

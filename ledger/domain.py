@@ -1,0 +1,128 @@
+"""The programme's data as the terminal holds it: cards, holders, benefit and points rules.
+
+These are also the wire types of the city server's card feed and rules document
+(DESIGN section 7), so `sync` decodes straight into them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Literal
+
+import msgspec
+
+
+class CardStatus(StrEnum):
+    ACTIVE = "active"
+    BLOCKED = "blocked"  # zastrzeżona: lost or stolen; only the city can unblock
+    EXPIRED = "expired"
+    REPLACED = "replaced"  # a duplicate was issued
+
+
+class Holder(msgspec.Struct, frozen=True, kw_only=True):
+    display_name: str
+    birth_date: date | None = None
+
+
+class Program(msgspec.Struct, frozen=True, kw_only=True):
+    """A programme package (pakiet) on a card: mieszkaniec, senior, kdr, ..."""
+
+    code: str
+    valid_to: date
+
+
+class CardRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One card of the city's card list."""
+
+    number: str
+    status: CardStatus
+    holder: Holder
+    uids: tuple[str, ...] = ()
+    programs: tuple[Program, ...] = ()
+    points: int = 0
+    points_as_of: datetime | None = None
+
+
+class CardRemoved(msgspec.Struct, frozen=True, kw_only=True):
+    """A delta line removing a card from the list."""
+
+    number: str
+    removed: Literal[True]
+
+
+Period = Literal["day", "week", "month", "year"]
+Unit = Literal["pieces", "hours"]
+Rounding = Literal["floor", "ceil", "half_up"]
+
+
+class Benefit(msgspec.Struct, frozen=True, kw_only=True):
+    """A partner's benefit (benefit), every field of the partner panel's form."""
+
+    id: str
+    name: str
+    description: str = ""
+    label: str = ""  # size of the discount, e.g. "-10%"
+    limited: bool = False
+    valid_from: date | None = None
+    valid_to: date | None = None
+    age_min: int | None = None
+    age_max: int | None = None
+    active: bool = True
+    visible: bool = True
+    programs: tuple[str, ...] = ()  # empty: any programme
+    points: int = 0  # points granted per use
+    points_locked: bool = False
+    min_points: int | None = None  # available only above this balance
+    max_persons: int | None = None  # distinct residents, programme-wide
+    uses_per_period: int | None = None  # uses (or hours) per period, per card
+    period: Period | None = None
+    unit: Unit = "pieces"
+    persons_used: int = 0  # distinct residents so far, as the server counted
+
+
+class EarnRule(msgspec.Struct, frozen=True, kw_only=True):
+    gr_per_point: int = 100
+    rounding: Rounding = "floor"
+    min_amount_gr: int = 0
+    max_points_per_sale: int | None = None
+    program_multipliers: dict[str, int] = {}
+
+
+class RedeemTier(msgspec.Struct, frozen=True, kw_only=True):
+    points: int
+    discount_gr: int
+
+
+DEFAULT_REDEEM_TIERS: tuple[RedeemTier, ...] = (
+    RedeemTier(points=100, discount_gr=1000),
+    RedeemTier(points=250, discount_gr=2500),
+    RedeemTier(points=500, discount_gr=5000),
+)
+
+
+class Cashier(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    pin_hash: str  # see ledger.pins
+
+
+class Partner(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    address: str = ""
+    nip: str = ""
+
+
+class Rules(msgspec.Struct, frozen=True, kw_only=True):
+    """A partner's rules document (GET /v1/partners/{pid}/rules)."""
+
+    version: str | int
+    earn: EarnRule = EarnRule()
+    redeem_tiers: tuple[RedeemTier, ...] = DEFAULT_REDEEM_TIERS
+    benefits: tuple[Benefit, ...] = ()
+    cashiers: tuple[Cashier, ...] = ()
+    partner: Partner = Partner(name="")
+
+    @property
+    def version_str(self) -> str:
+        return str(self.version)

@@ -1,0 +1,73 @@
+"""`kartapos` — the one command line entry point (DESIGN section 4, CONTRACT).
+
+Each command lives in its own module ``terminal.cmd_<name>`` exposing
+``add_arguments(parser)`` and ``run(args) -> int``; modules are imported only when
+their command runs, so `kartapos --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from config.loader import EXIT_BAD_CONFIG, ConfigError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("terminal.cmd_run", "run the terminal daemon in the foreground (systemd Type=notify)"),
+    "demo": (
+        "terminal.cmd_demo",
+        "everything on one machine, simulated hardware, page on 127.0.0.1:8080",
+    ),
+    "central": ("terminal.cmd_central", "run the reference city server"),
+    "sync": (
+        "terminal.cmd_sync",
+        "one upload + download cycle now; exit 0 when all was acked",
+    ),
+    "ledger": ("terminal.cmd_ledger", "ledger tools: `ledger verify` checks the whole hash chain"),
+    "doctor": ("terminal.cmd_doctor", "check config, state dir, readers, printer and server"),
+    "keys": ("terminal.cmd_keys", "the terminal's signing key: `keys show` prints the public key"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kartapos",
+        description="Point-of-sale terminal for the city resident card (Karta Mieszkańca).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name != module_name:
+                raise
+            p.set_defaults(_module=None)
+            continue
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    module = args._module
+    if module is None:
+        print(f"kartapos {args.command}: not built yet in this version", file=sys.stderr)
+        return 1
+    try:
+        rc: int = module.run(args)
+    except ConfigError as e:
+        print(f"kartapos {args.command}: {e}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The cashier screen: static ES modules and CSS served by the daemon."""
