@@ -1,0 +1,245 @@
+"""Wire types of the sync protocol (DESIGN section 7, CONTRACT) and batch signing.
+
+Entries travel as ``ledger.entry.Entry``; card-feed lines and the rules document are
+``ledger.domain`` types. Everything is encoded with msgspec (JSON, integers only).
+
+Card feed (``GET /v1/cards``, NDJSON): a ``CardsHeader`` line, then one
+``CardRecord`` or ``CardRemoved`` a line, then a ``CardsEnd`` line whose ``count`` is the
+number of card lines between header and end.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import msgspec
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from ledger.domain import CardRecord, CardRemoved, Rules
+from ledger.entry import GENESIS_HASH, Entry
+
+NDJSON = "application/x-ndjson"
+
+# Error codes of the "error" member of 4xx replies.
+ErrorCode = Literal[
+    "gap",  # 409: the batch does not start at head + 1
+    "fork",  # 409: a different hash at a seq the server holds
+    "bad_hash",  # 422: an entry's hash or prev_hash link does not verify
+    "bad_signature",  # 422: signature does not verify
+    "unknown_key",  # 422: public key is not the one enrolled for this terminal
+    "bad_entry",  # 422: an entry misses contract fields, wrong terminal, floats...
+    "bad_request",  # 400: body is not JSON of the expected shape, or empty batch
+    "unauthorized",  # 401: no or unknown bearer token
+    "forbidden",  # 403: token of another terminal / partner
+    "not_found",  # 404
+    "method_not_allowed",  # 405
+    "too_large",  # 413: body over the server's limit
+    "unsupported_encoding",  # 415
+    "internal",  # 500
+]
+
+
+class Head(msgspec.Struct, frozen=True, kw_only=True):
+    """The last entry the server holds for a terminal (0 and 64 zeros when none)."""
+
+    seq: int
+    hash: str
+
+    @classmethod
+    def genesis(cls) -> Head:
+        return cls(seq=0, hash=GENESIS_HASH)
+
+
+class UploadBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """POST /v1/terminals/{tid}/entries body, as a terminal sends it."""
+
+    entries: list[Entry]
+    signature: str  # base64 Ed25519 over signing_message(tid, last seq, last hash)
+    public_key: str  # base64 raw 32-byte Ed25519 public key
+
+
+class RawUploadBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """The same body as a server reads it: entries kept raw, so every hash is checked
+    over exactly the object received (extension fields of other terminals included)."""
+
+    entries: list[dict[str, Any]]
+    signature: str
+    public_key: str
+
+
+class UploadOk(msgspec.Struct, frozen=True, kw_only=True):
+    """200 reply to an upload (appended, or a replay): the server's current head."""
+
+    head: Head
+
+
+class UploadError(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Every 4xx/5xx reply of the city server: ``{"error": code, "head"?, "message"?}``.
+
+    ``head`` is present for 409 gap/fork and for 422 on uploads; ``seq`` names the
+    offending entry when one is known.
+    """
+
+    error: str
+    head: Head | None = None
+    message: str = ""
+    seq: int | None = None
+
+
+ErrorReply = UploadError
+
+
+class CardsHeader(msgspec.Struct, frozen=True, kw_only=True):
+    """First line of the card feed."""
+
+    version: int
+    full: bool
+
+
+class CardsEnd(msgspec.Struct, frozen=True, kw_only=True):
+    """Last line of the card feed; ``count`` = card lines sent."""
+
+    end: Literal[True]
+    count: int
+
+
+CardLine = CardRecord | CardRemoved
+
+
+class WireError(ValueError):
+    """A message from the other side that does not decode as the protocol says."""
+
+
+_encoder = msgspec.json.Encoder()
+_head_decoder = msgspec.json.Decoder(Head)
+_upload_decoder = msgspec.json.Decoder(RawUploadBatch)
+_ok_decoder = msgspec.json.Decoder(UploadOk)
+_error_decoder = msgspec.json.Decoder(UploadError)
+_header_decoder = msgspec.json.Decoder(CardsHeader)
+_card_decoder = msgspec.json.Decoder(CardRecord)
+_removed_decoder = msgspec.json.Decoder(CardRemoved)
+_end_decoder = msgspec.json.Decoder(CardsEnd)
+_rules_decoder = msgspec.json.Decoder(Rules)
+
+
+def encode(obj: Any) -> bytes:
+    """JSON bytes of a wire message."""
+    return _encoder.encode(obj)
+
+
+def encode_line(obj: Any) -> bytes:
+    """One NDJSON line (with its newline)."""
+    return _encoder.encode(obj) + b"\n"
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], data: bytes | str, what: str) -> Any:
+    try:
+        return decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise WireError(f"{what}: {e}") from None
+
+
+def decode_head(data: bytes | str) -> Head:
+    h: Head = _decode(_head_decoder, data, "head")
+    return h
+
+
+def decode_upload(data: bytes | str) -> RawUploadBatch:
+    b: RawUploadBatch = _decode(_upload_decoder, data, "upload batch")
+    return b
+
+
+def decode_upload_ok(data: bytes | str) -> UploadOk:
+    ok: UploadOk = _decode(_ok_decoder, data, "upload reply")
+    return ok
+
+
+def decode_error(data: bytes | str) -> UploadError:
+    err: UploadError = _decode(_error_decoder, data, "error reply")
+    return err
+
+
+def decode_rules(data: bytes | str) -> Rules:
+    r: Rules = _decode(_rules_decoder, data, "rules")
+    return r
+
+
+def decode_cards_header(line: bytes | str) -> CardsHeader:
+    """The feed's first line; raises WireError when it is anything else."""
+    h: CardsHeader = _decode(_header_decoder, line, "card feed header")
+    return h
+
+
+def decode_card_line(line: bytes | str) -> CardRecord | CardRemoved | CardsEnd:
+    """A feed line after the header: a card, a removal, or the end line."""
+    # ValidationError subclasses DecodeError: catch it first.
+    try:
+        rec: CardRecord = _card_decoder.decode(line)
+        return rec
+    except msgspec.ValidationError as e:
+        first = e
+    except msgspec.DecodeError as e:
+        raise WireError(f"card feed line is not JSON: {e}") from None
+    for dec in (_removed_decoder, _end_decoder):
+        try:
+            other: CardRemoved | CardsEnd = dec.decode(line)
+            return other
+        except msgspec.ValidationError:
+            continue
+    raise WireError(f"card feed line: {first}") from None
+
+
+# --- signing ------------------------------------------------------------------------
+
+
+def signing_message(tid: str, last_seq: int, last_hash: str) -> bytes:
+    """The ASCII bytes a batch's signature covers: '{tid}:{last seq}:{last hash}'."""
+    return f"{tid}:{last_seq}:{last_hash}".encode("ascii")
+
+
+def public_key_b64(private_key: Ed25519PrivateKey) -> str:
+    """Base64 of the raw 32-byte public key (what enrolment and batches carry)."""
+    raw = private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def sign_batch(
+    private_key: Ed25519PrivateKey, tid: str, entries: Sequence[Entry | dict[str, Any]]
+) -> tuple[str, str]:
+    """Sign a non-empty batch; returns (signature_b64, public_key_b64)."""
+    if not entries:
+        raise ValueError("cannot sign an empty batch")
+    last = entries[-1]
+    seq, h = (last.seq, last.hash) if isinstance(last, Entry) else (last["seq"], last["hash"])
+    sig = private_key.sign(signing_message(tid, seq, h))
+    return base64.b64encode(sig).decode("ascii"), public_key_b64(private_key)
+
+
+def load_public_key(public_key_b64: str) -> Ed25519PublicKey:
+    """Decode a base64 raw Ed25519 public key; raises WireError when it is not one."""
+    try:
+        raw = base64.b64decode(public_key_b64, validate=True)
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except (binascii.Error, ValueError) as e:
+        raise WireError(f"public key is not base64 of 32 raw Ed25519 bytes: {e}") from None
+
+
+def verify_batch_signature(
+    public_key_b64: str, signature_b64: str, tid: str, last_seq: int, last_hash: str
+) -> bool:
+    """True when ``signature_b64`` signs '{tid}:{last_seq}:{last_hash}' under the key."""
+    try:
+        key = load_public_key(public_key_b64)
+        sig = base64.b64decode(signature_b64, validate=True)
+        key.verify(sig, signing_message(tid, last_seq, last_hash))
+    except (WireError, binascii.Error, ValueError, InvalidSignature, UnicodeEncodeError):
+        return False
+    return True
