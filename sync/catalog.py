@@ -1,0 +1,412 @@
+"""The local catalogue: the city's card list and the partner's rules, in its own SQLite file.
+
+A card feed (full snapshot or delta, NDJSON) is applied in ONE write transaction: a
+full snapshot is built into staging tables and swapped in by rename, a delta is merged
+in place; a feed without its end line, with a wrong count, with a malformed or oversize
+line is rolled back whole, so the till never sees half a list. Lookups use a second,
+read-only connection (WAL readers never wait for the writer), so a long snapshot load
+does not slow the sale path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiosqlite
+import msgspec
+import structlog
+
+from ledger.clock import Clock, format_ts, parse_ts
+from ledger.domain import CardRecord, CardRemoved, Rules
+from sync.wire import CardsEnd, WireError, decode_card_line, decode_cards_header, decode_rules
+
+log = structlog.get_logger()
+
+MAX_LINE_BYTES = 64 * 1024
+_BATCH = 5000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cards (number TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS uids (uid TEXT PRIMARY KEY, number TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS uids_number ON uids (number);
+"""
+
+# executescript() would COMMIT first: these run one by one inside the feed's transaction.
+_STAGE_SQL = (
+    "DROP TABLE IF EXISTS cards_new",
+    "DROP TABLE IF EXISTS uids_new",
+    "CREATE TABLE cards_new (number TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE uids_new (uid TEXT PRIMARY KEY, number TEXT NOT NULL) WITHOUT ROWID",
+)
+_SWAP_SQL = (
+    "DROP TABLE cards",
+    "ALTER TABLE cards_new RENAME TO cards",
+    "DROP TABLE uids",
+    "ALTER TABLE uids_new RENAME TO uids",
+    "CREATE INDEX uids_number ON uids (number)",
+)
+
+_card_encoder = msgspec.msgpack.Encoder()
+_card_decoder = msgspec.msgpack.Decoder(CardRecord)
+_rules_encoder = msgspec.json.Encoder()
+
+
+class CatalogError(Exception):
+    """The catalogue file cannot be opened or written."""
+
+
+class FeedRejected(Exception):
+    """A card feed that must not be applied; ``str()`` says why."""
+
+
+@dataclass(frozen=True)
+class FeedResult:
+    """What became of one card feed."""
+
+    accepted: bool
+    full: bool = False
+    version: int | None = None
+    cards: int = 0  # card lines applied (added or changed)
+    removed: int = 0  # removal lines applied
+    reason: str | None = None  # why it was rejected
+
+
+def _norm_uid(uid: str) -> str:
+    return uid.strip().lower()
+
+
+class Catalog:
+    """Cards and rules as the city last sent them, with the age of each part."""
+
+    def __init__(
+        self,
+        path: Path,
+        clock: Clock,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        *,
+        max_line_bytes: int,
+    ) -> None:
+        self.path = path
+        self._clock = clock
+        self._w = writer
+        self._r = reader
+        self._max_line = max_line_bytes
+        self.rules: Rules | None = None
+        self.rules_etag: str | None = None
+        self.cards_version: int | None = None
+        self._cards_refreshed_at: datetime | None = None
+        self.rules_refreshed_at: datetime | None = None
+        self._meta: dict[str, str] = {}
+        # One writer transaction at a time on the write connection.
+        self._write_lock = asyncio.Lock()
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls, path: Path, clock: Clock, *, max_line_bytes: int = MAX_LINE_BYTES
+    ) -> Catalog:
+        """Open (creating) the catalogue file; reads the cached rules and versions."""
+        path = Path(path)
+        writer: aiosqlite.Connection | None = None
+        reader: aiosqlite.Connection | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            writer = await aiosqlite.connect(path, isolation_level=None)
+            await writer.execute("PRAGMA journal_mode=WAL")
+            # A cache of the city's data: a lost last refresh is fetched again, but the
+            # file must never be corrupt (WAL + NORMAL guarantees that).
+            await writer.execute("PRAGMA synchronous=NORMAL")
+            await writer.execute("PRAGMA busy_timeout=5000")
+            await writer.executescript(_SCHEMA)
+            reader = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
+            await reader.execute("PRAGMA query_only=1")
+            await reader.execute("PRAGMA mmap_size=268435456")
+            rows = await writer.execute_fetchall("SELECT key, value FROM meta")
+        except (sqlite3.Error, OSError) as e:
+            for conn in (reader, writer):
+                if conn is not None:
+                    await conn.close()
+            raise CatalogError(f"{path}: cannot open the catalogue: {e}") from None
+        cat = cls(path, clock, writer, reader, max_line_bytes=max_line_bytes)
+        cat._load_meta({str(k): str(v) for k, v in rows})
+        return cat
+
+    def _load_meta(self, meta: dict[str, str]) -> None:
+        self._meta = dict(meta)
+        if "cards_version" in meta:
+            self.cards_version = int(meta["cards_version"])
+        if "cards_refreshed_at" in meta:
+            self._cards_refreshed_at = parse_ts(meta["cards_refreshed_at"])
+        if "rules_refreshed_at" in meta:
+            self.rules_refreshed_at = parse_ts(meta["rules_refreshed_at"])
+        self.rules_etag = meta.get("rules_etag")
+        if "rules" in meta:
+            try:
+                self.rules = decode_rules(meta["rules"])
+            except WireError as e:
+                # Unreadable cache: behave as never fetched; the next refresh fetches it.
+                log.error("catalog_rules_unreadable", reason=str(e))
+                self.rules_etag = None
+
+    async def close(self) -> None:
+        """Close both connections."""
+        await self._r.close()
+        await self._w.close()
+
+    async def __aenter__(self) -> Catalog:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- reads --------------------------------------------------------------------------
+
+    async def lookup(self, number: str) -> CardRecord | None:
+        """The card with this (normalised) number, or None."""
+        rows = await self._r.execute_fetchall("SELECT data FROM cards WHERE number = ?", (number,))
+        for (data,) in rows:
+            rec: CardRecord = _card_decoder.decode(data)
+            return rec
+        return None
+
+    async def by_uid(self, uid_hex: str) -> CardRecord | None:
+        """The card carrying this contactless UID (hex, any case), or None."""
+        rows = await self._r.execute_fetchall(
+            "SELECT c.data FROM uids u JOIN cards c ON c.number = u.number WHERE u.uid = ?",
+            (_norm_uid(uid_hex),),
+        )
+        for (data,) in rows:
+            rec: CardRecord = _card_decoder.decode(data)
+            return rec
+        return None
+
+    async def card_count(self) -> int:
+        """How many cards the catalogue holds."""
+        rows = list(await self._r.execute_fetchall("SELECT count(*) FROM cards"))
+        return int(rows[0][0])
+
+    def cards_age_s(self) -> float | None:
+        """Seconds since the last successful card-list refresh (None: never)."""
+        if self._cards_refreshed_at is None:
+            return None
+        # A wall clock stepped backwards must not make the list look fresher than new.
+        return max(0.0, (self._clock.now() - self._cards_refreshed_at).total_seconds())
+
+    @property
+    def cards_refreshed_at(self) -> datetime | None:
+        return self._cards_refreshed_at
+
+    def rules_age_s(self) -> float | None:
+        """Seconds since the rules were last confirmed by the server (None: never)."""
+        if self.rules_refreshed_at is None:
+            return None
+        return max(0.0, (self._clock.now() - self.rules_refreshed_at).total_seconds())
+
+    # --- small persistent state (sync client bookkeeping) --------------------------------
+
+    def get_state(self, key: str) -> str | None:
+        """A value the sync client keeps here (acked head, alarms), cached in memory."""
+        return self._meta.get(f"state.{key}")
+
+    async def set_state(self, values: dict[str, str | None]) -> None:
+        """Store several state values in one transaction (None deletes)."""
+        await self._write_meta({f"state.{k}": v for k, v in values.items()})
+
+    async def _write_meta(self, values: dict[str, str | None]) -> None:
+        async with self._write_lock:
+            await self._write_meta_locked(values)
+
+    async def _write_meta_locked(self, values: dict[str, str | None]) -> None:
+        try:
+            await self._w.execute("BEGIN IMMEDIATE")
+            try:
+                await self._put_meta(values)
+                await self._w.execute("COMMIT")
+            except BaseException:
+                await self._w.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            raise CatalogError(f"{self.path}: cannot write: {e}") from None
+        self._apply_meta(values)
+
+    async def _put_meta(self, values: dict[str, str | None]) -> None:
+        sets = [(k, v) for k, v in values.items() if v is not None]
+        dels = [(k,) for k, v in values.items() if v is None]
+        if sets:
+            await self._w.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", sets
+            )
+        if dels:
+            await self._w.executemany("DELETE FROM meta WHERE key = ?", dels)
+
+    def _apply_meta(self, values: dict[str, str | None]) -> None:
+        for k, v in values.items():
+            if v is None:
+                self._meta.pop(k, None)
+            else:
+                self._meta[k] = v
+
+    # --- rules --------------------------------------------------------------------------
+
+    async def set_rules(self, rules: Rules, etag: str | None) -> None:
+        """Keep the partner's rules (and the ETag they came with)."""
+        now = format_ts(self._clock.now())
+        text = _rules_encoder.encode(rules).decode("utf-8")
+        await self._write_meta({"rules": text, "rules_etag": etag, "rules_refreshed_at": now})
+        self.rules, self.rules_etag = rules, etag
+        self.rules_refreshed_at = parse_ts(now)
+
+    async def rules_unchanged(self) -> None:
+        """Record that the server confirmed the cached rules (304 Not Modified)."""
+        now = format_ts(self._clock.now())
+        await self._write_meta({"rules_refreshed_at": now})
+        self.rules_refreshed_at = parse_ts(now)
+
+    # --- the card feed ------------------------------------------------------------------
+
+    async def apply_feed(self, lines: AsyncIterator[bytes]) -> FeedResult:
+        """Apply one NDJSON card feed whole, or reject it whole and keep the old list."""
+        full = False
+        version: int | None = None
+        try:
+            first = await anext(lines, None)
+            if first is None:
+                raise FeedRejected("empty feed (no header line)")
+            self._check_size(first, 1)
+            try:
+                header = decode_cards_header(first)
+            except WireError as e:
+                raise FeedRejected(f"line 1: {e}") from None
+            full, version = header.full, header.version
+            async with self._write_lock:
+                cards, removed = await self._apply_locked(lines, full=full, version=version)
+        except FeedRejected as e:
+            log.error(
+                "card_feed_rejected",
+                reason=str(e),
+                full=full,
+                version=version,
+                kept_version=self.cards_version,
+            )
+            return FeedResult(accepted=False, full=full, version=version, reason=str(e))
+        log.info("card_feed_applied", full=full, version=version, cards=cards, removed=removed)
+        return FeedResult(accepted=True, full=full, version=version, cards=cards, removed=removed)
+
+    def _check_size(self, line: bytes, n: int) -> None:
+        if len(line) > self._max_line:
+            raise FeedRejected(f"line {n}: longer than {self._max_line} bytes")
+
+    async def _apply_locked(
+        self, lines: AsyncIterator[bytes], *, full: bool, version: int
+    ) -> tuple[int, int]:
+        w = self._w
+        now = format_ts(self._clock.now())
+        meta: dict[str, str | None] = {"cards_version": str(version), "cards_refreshed_at": now}
+        try:
+            await w.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise CatalogError(f"{self.path}: cannot write: {e}") from None
+        try:
+            if full:
+                for sql in _STAGE_SQL:
+                    await w.execute(sql)
+            cards, removed = await self._stream(lines, full=full)
+            if full:
+                for sql in _SWAP_SQL:
+                    await w.execute(sql)
+            await self._put_meta(meta)
+            await w.execute("COMMIT")
+        except BaseException as e:
+            try:
+                await w.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.exception("catalog_rollback_failed")
+            if isinstance(e, sqlite3.Error):
+                raise CatalogError(f"{self.path}: cannot apply the card feed: {e}") from None
+            raise
+        self._apply_meta(meta)
+        self.cards_version = version
+        self._cards_refreshed_at = parse_ts(now)
+        return cards, removed
+
+    async def _stream(self, lines: AsyncIterator[bytes], *, full: bool) -> tuple[int, int]:
+        pending: dict[str, CardRecord | None] = {}
+        seen = applied = removed = 0
+        n = 1
+        end: CardsEnd | None = None
+        async for line in lines:
+            n += 1
+            self._check_size(line, n)
+            if end is not None:
+                raise FeedRejected(f"line {n}: data after the end line")
+            try:
+                item = decode_card_line(line)
+            except WireError as e:
+                raise FeedRejected(f"line {n}: {e}") from None
+            if isinstance(item, CardsEnd):
+                end = item
+                continue
+            seen += 1
+            if isinstance(item, CardRemoved):
+                removed += 1
+                pending[item.number] = None
+            else:
+                applied += 1
+                pending[item.number] = item
+            if len(pending) >= _BATCH:
+                await self._flush(pending, full=full)
+                pending = {}
+        if end is None:
+            raise FeedRejected(f"no end line after line {n} (truncated feed)")
+        if end.count != seen:
+            raise FeedRejected(f"end line counts {end.count} cards, feed carried {seen}")
+        if pending:
+            await self._flush(pending, full=full)
+        return applied, removed
+
+    async def _flush(self, pending: dict[str, CardRecord | None], *, full: bool) -> None:
+        cards_t, uids_t = ("cards_new", "uids_new") if full else ("cards", "uids")
+        upserts = [(num, _card_encoder.encode(r)) for num, r in pending.items() if r is not None]
+        uid_rows = _uid_rows(r for r in pending.values() if r is not None)
+        if not full:
+            # Drop every old UID of a changed or removed card before writing the new ones.
+            await self._w.executemany(
+                "DELETE FROM uids WHERE number = ?", [(num,) for num in pending]
+            )
+            gone = [(num,) for num, r in pending.items() if r is None]
+            if gone:
+                await self._w.executemany("DELETE FROM cards WHERE number = ?", gone)
+        if upserts:
+            await self._w.executemany(
+                f"INSERT OR REPLACE INTO {cards_t} (number, data) VALUES (?, ?)",  # noqa: S608
+                upserts,
+            )
+        if uid_rows:
+            await self._w.executemany(
+                f"INSERT OR REPLACE INTO {uids_t} (uid, number) VALUES (?, ?)",  # noqa: S608
+                uid_rows,
+            )
+
+
+def _uid_rows(records: Iterable[CardRecord]) -> list[tuple[str, str]]:
+    return [(_norm_uid(u), r.number) for r in records for u in r.uids]
+
+
+def card_line(record: CardRecord | CardRemoved | Any) -> bytes:
+    """One NDJSON feed line for a card (tests, benchmarks, the demo)."""
+    return msgspec.json.encode(record) + b"\n"
