@@ -1,0 +1,562 @@
+"""The append-only, hash-chained ledger on SQLite (aiosqlite).
+
+One row per entry: ``seq``, ``prev_hash``, ``hash`` and ``body`` — the canonical bytes
+the hash covers, kept exactly as written, so verification is one sha256 per row plus
+link checks and never re-encodes JSON. ``sale_id`` is a generated column read out of
+the body (so the hash covers it) with a UNIQUE index: the idempotency key.
+
+Durability: WAL with ``synchronous=FULL``; an append returns only after the
+transaction holding it committed. Appends go through one writer task that commits
+every draft queued meanwhile in one ``BEGIN IMMEDIATE`` transaction (group commit);
+the whole transaction runs in aiosqlite's thread in one hop. Single writer: an
+exclusive ``flock`` on ``<db>.lock``; readonly opens take no lock and never write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self, TypeVar
+
+import aiosqlite
+import msgspec
+import structlog
+
+from ledger.clock import parse_ts, unix_ms
+from ledger.entry import (
+    GENESIS_HASH,
+    ChainError,
+    Draft,
+    Entry,
+    body_bytes,
+    entry_decoder,
+    request_fields,
+    seal,
+)
+from ledger.ids import uuid7
+
+log = structlog.get_logger()
+
+SCHEMA_VERSION: Final = 1
+_MAX_BATCH: Final = 512
+_VERIFY_CHUNK: Final = 50_000
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS entries (
+    seq       INTEGER PRIMARY KEY,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL,
+    body      BLOB NOT NULL,
+    sale_id   TEXT GENERATED ALWAYS AS (json_extract(CAST(body AS TEXT), '$.sale_id')) VIRTUAL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS entries_sale_id ON entries(sale_id);
+CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
+BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
+BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only: DELETE refused'); END;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_INSERT: Final = "INSERT INTO entries (seq, prev_hash, hash, body) VALUES (?, ?, ?, ?)"
+_SELECT: Final = "SELECT seq, prev_hash, hash, body FROM entries"
+
+
+class LedgerError(Exception):
+    """Base of every ledger store failure."""
+
+
+class LedgerLockedError(LedgerError):
+    """Another process holds the ledger open for writing."""
+
+
+class LedgerCorruptError(LedgerError):
+    """The database file fails SQLite's own consistency check or is not a ledger."""
+
+
+class IdempotencyConflict(LedgerError):
+    """A request id was reused for a different request."""
+
+    def __init__(self, existing: Entry) -> None:
+        super().__init__(
+            f"request id {existing.sale_id!r} was already used for entry seq {existing.seq} "
+            "with a different request"
+        )
+        self.existing = existing
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The last entry's seq and hash; (0, GENESIS_HASH) for an empty ledger."""
+
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """The outcome of an append: the entry, and whether this call wrote it."""
+
+    entry: Entry
+    created: bool
+
+
+class _SeqOnly(msgspec.Struct):
+    seq: int
+
+
+_seq_decoder: Final = msgspec.json.Decoder(_SeqOnly)
+_draft_builtins_decoder: Final = msgspec.json.Decoder(Draft)
+
+_Row = tuple[int, str, str, bytes]
+_T = TypeVar("_T")
+
+
+def _entry_from_row(row: _Row) -> Entry:
+    _seq, prev_hash, h, body = row
+    tail = f',"prev_hash":"{prev_hash}","hash":"{h}"}}'.encode()
+    return entry_decoder.decode(bytes(body[:-1]) + tail)
+
+
+class _Pending:
+    __slots__ = ("draft", "future")
+
+    def __init__(self, draft: Draft, future: asyncio.Future[Appended]) -> None:
+        self.draft = draft
+        self.future = future
+
+
+_Outcome = Appended | LedgerError
+
+
+def _read_head(db: sqlite3.Connection) -> Head:
+    row = db.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+    return Head(0, GENESIS_HASH) if row is None else Head(int(row[0]), str(row[1]))
+
+
+def _write_batch(db: sqlite3.Connection, terminal: str, drafts: list[Draft]) -> list[_Outcome]:
+    """Commit every new draft in one transaction; runs in aiosqlite's thread."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        # The head is read inside the transaction, never trusted from memory: a COMMIT
+        # whose caller was interrupted may still have committed.
+        head = _read_head(db)
+        wanted = sorted({d.sale_id for d in drafts if d.sale_id is not None})
+        existing: dict[str, Entry] = {}
+        if wanted:
+            marks = ",".join("?" * len(wanted))
+            for row in db.execute(f"{_SELECT} WHERE sale_id IN ({marks})", wanted):
+                e = _entry_from_row(row)
+                assert e.sale_id is not None
+                existing[e.sale_id] = e
+        outcomes: list[_Outcome] = []
+        rows: list[tuple[int, str, str, bytes]] = []
+        seq, prev = head.seq, head.hash
+        for d in drafts:
+            if d.sale_id is not None and d.sale_id in existing:
+                old = existing[d.sale_id]
+                if request_fields(old) == request_fields(d):
+                    outcomes.append(Appended(old, created=False))
+                else:
+                    outcomes.append(IdempotencyConflict(old))
+                continue
+            seq += 1
+            entry = seal(
+                d,
+                seq=seq,
+                entry_id=uuid7(unix_ms(parse_ts(d.ts))),
+                terminal=terminal,
+                prev_hash=prev,
+            )
+            rows.append((seq, prev, entry.hash, body_bytes(entry)))
+            prev = entry.hash
+            if d.sale_id is not None:
+                existing[d.sale_id] = entry
+            outcomes.append(Appended(entry, created=True))
+        if rows:
+            db.executemany(_INSERT, rows)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+@dataclass
+class _VerifyState:
+    seq: int
+    prev: str
+    checked: int = 0
+
+
+def _verify_chunk(db: sqlite3.Connection, st: _VerifyState, limit: int) -> ChainError | bool:
+    """Check up to ``limit`` rows after ``st.seq``; True when the end was reached."""
+    sha256 = hashlib.sha256
+    fromhex = bytes.fromhex
+    decode_seq = _seq_decoder.decode
+    expect, prev = st.seq + 1, st.prev
+    n = 0
+    cur = db.execute(f"{_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", (st.seq, limit))
+    for seq, prev_hash, h, body in cur:
+        n += 1
+        if seq != expect:
+            return ChainError(expect, f"entry seq {expect} is missing (next stored: {seq})")
+        if prev_hash != prev:
+            return ChainError(seq, "prev_hash does not link to the previous entry")
+        try:
+            body_seq = decode_seq(body).seq
+            computed = sha256(fromhex(prev) + body).hexdigest()
+        except (msgspec.DecodeError, ValueError, TypeError):
+            return ChainError(seq, "the stored entry is not readable JSON")
+        if body_seq != seq:
+            return ChainError(seq, f"the entry's own seq is {body_seq}, stored as {seq}")
+        if computed != h:
+            return ChainError(seq, "hash does not match the entry's content")
+        prev = h
+        expect += 1
+    st.seq, st.prev, st.checked = expect - 1, prev, st.checked + n
+    return n < limit
+
+
+def _count(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT count(*) FROM entries").fetchone()
+    return int(row[0])
+
+
+class LedgerStore:
+    """The terminal's ledger: append-only, gapless, hash-chained, single writer."""
+
+    def __init__(
+        self,
+        path: Path,
+        conn: aiosqlite.Connection,
+        *,
+        terminal: str,
+        readonly: bool,
+        lock_fd: int | None,
+        head: Head,
+    ) -> None:
+        self._path = path
+        self._conn = conn
+        self._terminal = terminal
+        self._readonly = readonly
+        self._lock_fd = lock_fd
+        self._head = head
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._closing = False
+        self._closed = False
+        self._writer: asyncio.Task[None] | None = None
+        if not readonly:
+            self._writer = asyncio.get_running_loop().create_task(
+                self._write_loop(), name=f"ledger-writer:{path.name}"
+            )
+
+    # --- opening and closing ----------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: Path, *, terminal: str, readonly: bool = False) -> LedgerStore:
+        """Open (creating it unless readonly) the ledger at ``path``."""
+        path = Path(path)
+        lock_fd = None if readonly else _take_lock(path)
+        conn: aiosqlite.Connection | None = None
+        try:
+            if readonly:
+                if not path.exists():
+                    raise LedgerError(f"no ledger at {path}")
+                # Not immutable=1: a writer may be appending; mode=ro never writes.
+                target = f"file:{path}?mode=ro"
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                target = f"file:{path}"
+            try:
+                conn = await aiosqlite.connect(target, uri=True, isolation_level=None)
+                head = await _call(conn, _prepare, path, terminal, readonly)
+            except sqlite3.DatabaseError as e:
+                if isinstance(e, sqlite3.OperationalError) and "unable to open" in str(e):
+                    raise LedgerError(f"cannot open ledger {path}: {e}") from e
+                raise LedgerCorruptError(f"ledger {path} is damaged: {e}") from e
+            store = cls(
+                path, conn, terminal=terminal, readonly=readonly, lock_fd=lock_fd, head=head
+            )
+        except BaseException:
+            if conn is not None:
+                await conn.close()
+            if lock_fd is not None:
+                os.close(lock_fd)
+            raise
+        log.info("ledger_opened", path=str(path), readonly=readonly, head_seq=head.seq)
+        return store
+
+    async def close(self) -> None:
+        """Commit what is queued, stop the writer, close the database, drop the lock."""
+        if self._closed:
+            return
+        self._closing = True
+        try:
+            if self._writer is not None:
+                self._queue.put_nowait(None)
+                await self._writer
+        finally:
+            self._closed = True
+            try:
+                await self._conn.close()
+            finally:
+                if self._lock_fd is not None:
+                    os.close(self._lock_fd)
+                    self._lock_fd = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- properties -------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def terminal(self) -> str:
+        return self._terminal
+
+    @property
+    def readonly(self) -> bool:
+        return self._readonly
+
+    @property
+    def head(self) -> Head:
+        """The last committed entry (for a readonly store: as of open or the last read)."""
+        return self._head
+
+    # --- writing ----------------------------------------------------------------------
+
+    async def append(self, draft: Draft) -> Appended:
+        """Write ``draft`` as the next entry; a retried request gets its entry back.
+
+        Returns only after the entry's transaction committed. Raises
+        ``IdempotencyConflict`` when ``draft.sale_id`` was used for another request.
+        """
+        if self._readonly:
+            raise LedgerError(f"ledger {self._path} is open read-only")
+        if self._closing:
+            raise LedgerError(f"ledger {self._path} is closed")
+        _check_draft(draft)
+        future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(draft, future))
+        # The writer commits the draft even if this caller is cancelled meanwhile; a
+        # retry under the same sale_id then gets the committed entry back.
+        return await future
+
+    async def _write_loop(self) -> None:
+        stop = False
+        while not stop:
+            first = await self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < _MAX_BATCH and not self._queue.empty():
+                nxt = self._queue.get_nowait()
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        drafts = [p.draft for p in batch]
+        try:
+            outcomes = await _call(self._conn, _write_batch, self._terminal, drafts)
+        except (sqlite3.Error, OSError) as e:
+            log.error("ledger_commit_failed", path=str(self._path), error=str(e))
+            err = LedgerError(f"ledger {self._path}: commit failed: {e}")
+            with contextlib.suppress(sqlite3.Error, ValueError):
+                self._head = await _call(self._conn, _read_head)
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(err)
+            return
+        for p, out in zip(batch, outcomes, strict=True):
+            if isinstance(out, Appended) and out.created:
+                self._head = Head(out.entry.seq, out.entry.hash)
+            if p.future.done():
+                continue
+            if isinstance(out, Appended):
+                p.future.set_result(out)
+            else:
+                p.future.set_exception(out)
+
+    # --- reading ----------------------------------------------------------------------
+
+    async def get(self, seq: int) -> Entry | None:
+        """The entry at ``seq``, or None."""
+        rows = await self._fetch(f"{_SELECT} WHERE seq = ?", (seq,))
+        return _entry_from_row(rows[0]) if rows else None
+
+    async def by_sale_id(self, sale_id: str) -> Entry | None:
+        """The entry written for the client request ``sale_id``, or None."""
+        rows = await self._fetch(f"{_SELECT} WHERE sale_id = ?", (sale_id,))
+        return _entry_from_row(rows[0]) if rows else None
+
+    async def read_after(self, after_seq: int, limit: int) -> list[Entry]:
+        """Up to ``limit`` entries with seq > ``after_seq``, in order."""
+        rows = await self._fetch(
+            f"{_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, max(0, limit))
+        )
+        return [_entry_from_row(r) for r in rows]
+
+    async def iter_after(self, after_seq: int = 0, batch: int = 1000) -> AsyncIterator[Entry]:
+        """Every entry after ``after_seq``, read ``batch`` rows at a time."""
+        last = after_seq
+        while True:
+            entries = await self.read_after(last, batch)
+            for e in entries:
+                yield e
+            if len(entries) < batch:
+                return
+            last = entries[-1].seq
+
+    async def refresh_head(self) -> Head:
+        """Re-read the head from the database (a readonly store follows a writer)."""
+        self._head = await self._guard(_call(self._conn, _read_head))
+        return self._head
+
+    async def count(self) -> int:
+        """Number of stored entries."""
+        return await self._guard(_call(self._conn, _count))
+
+    async def verify(self, progress: Callable[[int, int], None] | None = None) -> ChainError | None:
+        """Check the whole chain; the first bad seq, or None when every entry verifies.
+
+        ``progress(done, total)`` is called between chunks on the event loop.
+        """
+        total = await self.count()
+        st = _VerifyState(0, GENESIS_HASH)
+        while True:
+            res = await self._guard(_call(self._conn, _verify_chunk, st, _VERIFY_CHUNK))
+            if progress is not None:
+                progress(st.checked, max(total, st.checked))
+            if isinstance(res, ChainError):
+                return res
+            if res:
+                return None
+
+    async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[_Row]:
+        rows = await self._guard(self._conn.execute_fetchall(sql, params))
+        return [(int(r[0]), str(r[1]), str(r[2]), bytes(r[3])) for r in rows]
+
+    async def _guard(self, aw: Awaitable[_T]) -> _T:
+        try:
+            return await aw
+        except sqlite3.DatabaseError as e:
+            raise LedgerError(f"ledger {self._path}: {e}") from e
+        except ValueError as e:  # aiosqlite: "Connection closed"
+            raise LedgerError(f"ledger {self._path}: {e}") from e
+
+
+async def _call(conn: aiosqlite.Connection, fn: Callable[..., _T], *args: Any) -> _T:
+    """Run ``fn(raw_sqlite3_connection, *args)`` in aiosqlite's thread: one hop."""
+
+    def bound() -> _T:
+        raw = conn._conn  # the sqlite3.Connection owned by aiosqlite's thread
+        return fn(raw, *args)
+
+    return await conn._execute(bound)  # type: ignore[no-untyped-call,no-any-return]
+
+
+def _prepare(db: sqlite3.Connection, path: Path, terminal: str, readonly: bool) -> Head:
+    """Set pragmas, check integrity, create the schema; runs in aiosqlite's thread."""
+    if not readonly:
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise LedgerError(f"ledger {path}: cannot switch to WAL (journal_mode={mode})")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA foreign_keys=ON")
+    problems = [str(r[0]) for r in db.execute("PRAGMA quick_check").fetchall()]
+    if problems != ["ok"]:
+        raise LedgerCorruptError(f"ledger {path} is damaged: {'; '.join(problems[:3])}")
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if readonly:
+        if version != SCHEMA_VERSION:
+            raise LedgerCorruptError(f"{path} is not a kartapos ledger (schema {version})")
+        return _read_head(db)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if version not in (0, SCHEMA_VERSION):
+            raise LedgerCorruptError(f"{path} has unknown ledger schema version {version}")
+        # Statement by statement: executescript() would COMMIT our transaction.
+        for stmt in _split_schema():
+            db.execute(stmt)
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        row = db.execute("SELECT value FROM meta WHERE key='terminal'").fetchone()
+        if row is None:
+            db.execute("INSERT INTO meta (key, value) VALUES ('terminal', ?)", (terminal,))
+        elif row[0] != terminal:
+            raise LedgerError(
+                f"ledger {path} belongs to terminal {row[0]!r}, not {terminal!r} "
+                "(check terminal.id and terminal.state_dir)"
+            )
+        head = _read_head(db)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return head
+
+
+def _split_schema() -> list[str]:
+    stmts: list[str] = []
+    buf: list[str] = []
+    for line in _SCHEMA.strip().splitlines():
+        buf.append(line)
+        joined = "\n".join(buf)
+        if sqlite3.complete_statement(joined):
+            stmts.append(joined)
+            buf = []
+    return stmts
+
+
+def _take_lock(path: Path) -> int:
+    """Take the exclusive writer lock beside the database, or raise LedgerLockedError."""
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        raise LedgerError(f"cannot create the ledger lock {lock_path}: {e.strerror}") from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as e:
+        os.close(fd)
+        raise LedgerLockedError(
+            f"ledger {path} is already open for writing by another process "
+            f"(lock {lock_path}); stop the other kartapos first"
+        ) from e
+    except OSError as e:
+        os.close(fd)
+        raise LedgerError(f"cannot lock {lock_path}: {e.strerror}") from e
+    return fd
+
+
+def _check_draft(draft: Draft) -> None:
+    """Refuse drafts whose fields have the wrong types (floats for grosze, say)."""
+    try:
+        _draft_builtins_decoder.decode(msgspec.json.encode(draft))
+        parse_ts(draft.ts)
+    except (msgspec.ValidationError, msgspec.DecodeError, ValueError, TypeError) as e:
+        raise LedgerError(f"invalid ledger draft: {e}") from e
