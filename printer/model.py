@@ -1,0 +1,154 @@
+"""What a receipt needs, captured when the job is queued.
+
+A print job may run days later (offline printer, restart after a crash), so it carries
+everything it prints: no catalogue or ledger lookups at print time. These are msgspec
+Structs so the print queue stores them as JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import msgspec
+
+from ledger.cards import mask
+from ledger.domain import Benefit, Partner
+from ledger.entry import Entry
+from ledger.money import partner_cost_gr
+
+ReceiptKind = Literal["sale", "void", "day_close"]
+BenefitUnit = Literal["pieces", "hours"]
+
+
+class ReceiptBenefit(msgspec.Struct, frozen=True, kw_only=True):
+    """One benefit granted in a sale, as the receipt shows it."""
+
+    id: str
+    name: str
+    label: str = ""
+    quantity: int = 1
+    unit: BenefitUnit = "pieces"
+    points: int = 0
+
+
+class DaySummary(msgspec.Struct, frozen=True, kw_only=True):
+    """Totals of a closed day (the Z report)."""
+
+    sales: int = 0
+    voids: int = 0
+    amount_gr: int = 0
+    voided_amount_gr: int = 0
+    discount_gr: int = 0
+    points_earned: int = 0
+    points_redeemed: int = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+
+    @property
+    def partner_cost_gr(self) -> int:
+        """What the partner owes the city for the points granted (0.10 PLN each)."""
+        return partner_cost_gr(self.points_earned)
+
+    @classmethod
+    def from_entry(cls, entry: Entry) -> DaySummary:
+        """Read the totals a day_close entry carries in ``summary`` (unknown keys ignored)."""
+        s = entry.summary or {}
+        return cls(
+            sales=s.get("sales", 0),
+            voids=s.get("voids", 0),
+            amount_gr=s.get("amount_gr", 0),
+            voided_amount_gr=s.get("voided_amount_gr", 0),
+            discount_gr=s.get("discount_gr", 0),
+            points_earned=s.get("points_earned", 0),
+            points_redeemed=s.get("points_redeemed", 0),
+            first_seq=s.get("first_seq"),
+            last_seq=s.get("last_seq"),
+        )
+
+
+class ReceiptData(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything one receipt (sale, void) or Z report prints."""
+
+    kind: ReceiptKind
+    entry: Entry
+    partner: Partner
+    terminal: str
+    card_masked: str | None = None
+    benefits: list[ReceiptBenefit] = []
+    balance_after: int | None = None
+    # Local date (YYYY-MM-DD) of the catalogue the balance comes from, when it is older
+    # than the sale's day: printed as "stan na <date>".
+    balance_as_of: str | None = None
+    # void: the voided transaction.
+    voided_seq: int | None = None
+    voided_ts: str | None = None
+    voided_amount_gr: int | None = None
+    # day_close: the day's totals and the chain head they close.
+    summary: DaySummary | None = None
+    head_hash: str | None = None
+    cashier_name: str | None = None
+    # Extra lines the sale service wants on the receipt (why a benefit was refused, ...).
+    explanation: list[str] = []
+    timezone: str = "Europe/Warsaw"
+
+    @property
+    def seq(self) -> int:
+        return self.entry.seq
+
+
+def receipt_for_entry(
+    entry: Entry,
+    partner: Partner,
+    *,
+    benefits: Mapping[str, Benefit] | None = None,
+    balance_as_of: str | None = None,
+    voided: Entry | None = None,
+    cashier_name: str | None = None,
+    explanation: list[str] | None = None,
+    timezone: str = "Europe/Warsaw",
+) -> ReceiptData:
+    """Build a receipt's data from a committed entry and what the till knows now."""
+    kind: ReceiptKind
+    if entry.kind == "void":
+        kind = "void"
+    elif entry.kind == "day_close":
+        kind = "day_close"
+    else:
+        kind = "sale"
+    catalogue = benefits or {}
+    lines: list[ReceiptBenefit] = []
+    for bid in entry.benefits:
+        b = catalogue.get(bid)
+        lines.append(
+            ReceiptBenefit(
+                id=bid,
+                name=b.name if b else bid,
+                label=b.label if b else "",
+                quantity=entry.benefit_quantities.get(bid, 1),
+                unit=b.unit if b else "pieces",
+                points=entry.benefit_points.get(bid, 0),
+            )
+        )
+    return ReceiptData(
+        kind=kind,
+        entry=entry,
+        partner=partner,
+        terminal=entry.terminal,
+        card_masked=mask(entry.card) if entry.card else None,
+        benefits=lines,
+        balance_after=entry.balance_after,
+        balance_as_of=balance_as_of,
+        voided_seq=entry.ref if kind == "void" else None,
+        voided_ts=voided.ts if voided else None,
+        voided_amount_gr=voided.amount_gr if voided else None,
+        summary=DaySummary.from_entry(entry) if kind == "day_close" else None,
+        head_hash=entry.hash if kind == "day_close" else None,
+        cashier_name=cashier_name,
+        explanation=list(explanation or []),
+        timezone=timezone,
+    )
+
+
+receipt_encoder = msgspec.json.Encoder()
+receipt_decoder = msgspec.json.Decoder(ReceiptData)
