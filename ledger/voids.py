@@ -1,0 +1,143 @@
+"""Voids (compensating entries) and the day's totals for the Z report.
+
+A void never edits its sale: it is a new entry that negates the sale's amount, points and
+discount exactly and names the same card, benefits and quantities, so the sum of the two
+is zero in every column and the usage book gives the sale's uses back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from ledger.domain import CardRecord
+from ledger.entry import Draft, Entry, EntryKind
+from ledger.money import partner_cost_gr
+from ledger.refusals import Refusal
+from ledger.usage import UsageBook, card_balance
+
+
+class VoidPlan(msgspec.Struct, frozen=True, kw_only=True):
+    """What voiding ``ref`` writes: every quantity of the sale, negated."""
+
+    ref: int
+    card: str | None
+    amount_gr: int
+    points_earned: int
+    points_redeemed: int
+    discount_gr: int
+    benefits: tuple[str, ...]
+    benefit_quantities: dict[str, int]
+    benefit_points: dict[str, int]
+    rules_version: str
+    reason: str
+    balance_after: int | None = None
+
+    def to_draft(
+        self, *, ts: str, local_date: str, cashier: str | None, sale_id: str | None
+    ) -> Draft:
+        """The void entry's draft for the store."""
+        return Draft(
+            ts=ts,
+            local_date=local_date,
+            kind=EntryKind.VOID,
+            card=self.card,
+            amount_gr=self.amount_gr,
+            points_earned=self.points_earned,
+            points_redeemed=self.points_redeemed,
+            discount_gr=self.discount_gr,
+            benefits=self.benefits,
+            benefit_quantities=dict(self.benefit_quantities),
+            benefit_points=dict(self.benefit_points),
+            rules_version=self.rules_version,
+            cashier=cashier,
+            ref=self.ref,
+            sale_id=sale_id,
+            reason=self.reason,
+            balance_after=self.balance_after,
+        )
+
+
+def plan_void(
+    original: Entry, usage: UsageBook, *, reason: str, card: CardRecord | None = None
+) -> VoidPlan:
+    """Plan the void of ``original``; refuse a void of a void, of a non-sale, or a second void.
+
+    With ``card`` (the catalogue's record of the sale's card) the plan also carries the
+    balance after the void. The balance may go below zero when the sale's points were
+    already redeemed; the void is still allowed, because refusing it would keep points
+    that a refunded purchase no longer earns.
+    """
+    if original.kind == EntryKind.VOID:
+        raise Refusal("cannot_void_void", {"seq": original.seq})
+    if original.kind != EntryKind.SALE:
+        raise Refusal("not_a_sale", {"seq": original.seq, "kind": original.kind})
+    if usage.is_voided(original.seq):
+        raise Refusal(
+            "already_voided", {"seq": original.seq, "void_seq": usage.void_of(original.seq)}
+        )
+    if not reason.strip():
+        raise Refusal("void_reason_required", {"seq": original.seq})
+    balance_after: int | None = None
+    if card is not None and card.number == original.card:
+        balance_after = (
+            card_balance(card, usage) - original.points_earned + original.points_redeemed
+        )
+    return VoidPlan(
+        ref=original.seq,
+        card=original.card,
+        amount_gr=-original.amount_gr,
+        points_earned=-original.points_earned,
+        points_redeemed=-original.points_redeemed,
+        discount_gr=-original.discount_gr,
+        benefits=original.benefits,
+        benefit_quantities=dict(original.benefit_quantities),
+        benefit_points={k: -v for k, v in original.benefit_points.items()},
+        rules_version=original.rules_version,
+        reason=reason.strip(),
+        balance_after=balance_after,
+    )
+
+
+SUMMARY_KEYS = (
+    "sales",
+    "voids",
+    "amount_gr",
+    "discount_gr",
+    "points_earned",
+    "points_redeemed",
+    "partner_cost_gr",
+    "sales_amount_gr",
+    "voids_amount_gr",
+    "first_seq",
+    "last_seq",
+)
+
+
+def day_summary(entries: Iterable[Entry], local_date: str) -> dict[str, int]:
+    """Totals of one local day's sales and voids (the Z report and the day_close entry).
+
+    Sums are net (a void's negative columns cancel its sale); ``partner_cost_gr`` is what
+    the partner owes the city for the net points granted; ``first_seq``/``last_seq`` span
+    the day's sale and void entries (0 when the day had none).
+    """
+    out = dict.fromkeys(SUMMARY_KEYS, 0)
+    for e in entries:
+        if e.local_date != local_date or e.kind not in (EntryKind.SALE, EntryKind.VOID):
+            continue
+        if e.kind == EntryKind.SALE:
+            out["sales"] += 1
+            out["sales_amount_gr"] += e.amount_gr
+        else:
+            out["voids"] += 1
+            out["voids_amount_gr"] += e.amount_gr
+        out["amount_gr"] += e.amount_gr
+        out["discount_gr"] += e.discount_gr
+        out["points_earned"] += e.points_earned
+        out["points_redeemed"] += e.points_redeemed
+        if out["first_seq"] == 0 or e.seq < out["first_seq"]:
+            out["first_seq"] = e.seq
+        out["last_seq"] = max(out["last_seq"], e.seq)
+    out["partner_cost_gr"] = partner_cost_gr(out["points_earned"])
+    return out
