@@ -103,6 +103,12 @@ class ReaderSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
     inter_key_timeout_ms: PositiveInt = 80  # evdev: a scan ends after this much silence
     dedupe_window_s: Annotated[float, Meta(ge=0)] = 1.5  # the same card again within: one read
     grab: bool = True  # evdev: take the device so scans never type into other windows
+    # serial: a read not ended by CR/LF/ETX/suffix is complete (ends with "?") or discarded
+    # after this much silence.
+    inter_byte_timeout_ms: PositiveInt = 100
+    # Reconnect delays after an unplug or error: doubling from min to max.
+    reconnect_min_s: PositiveFloat = 0.2
+    reconnect_max_s: PositiveFloat = 5.0
 
 
 PrinterKind = Literal["network", "serial", "usb", "file", "none"]
