@@ -67,6 +67,7 @@ __all__ = [
     "SaleRequest",
     "VoidPlan",
     "benefit_views",
+    "best_multiplier",
     "card_balance",
     "card_is_active",
     "day_summary",

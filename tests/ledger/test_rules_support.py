@@ -6,6 +6,7 @@ book exactly as the daemon does after each durable append.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 
 from ledger.clock import WARSAW, format_ts, unix_ms
@@ -22,6 +23,7 @@ from ledger.domain import (
 )
 from ledger.entry import GENESIS_HASH, Draft, Entry, seal, verify_chain
 from ledger.ids import uuid7
+from ledger.refusals import Refusal
 from ledger.rules import CatalogState, OfflinePolicy, Quote, SaleRequest, plan_void, quote
 from ledger.usage import UsageBook
 
@@ -66,6 +68,15 @@ def make_rules(
 def benefit(bid: str = "b1", **fields: object) -> Benefit:
     """A benefit with only the given fields set (the rest as the server's defaults)."""
     return Benefit(id=bid, name=fields.pop("name", f"Benefit {bid}"), **fields)  # type: ignore[arg-type]
+
+
+def refusal_code(call: Callable[[], object]) -> str | None:
+    """The refusal code ``call`` raises, or None when it goes through."""
+    try:
+        call()
+    except Refusal as r:
+        return r.code
+    return None
 
 
 class Till:
