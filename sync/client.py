@@ -1,0 +1,605 @@
+"""The terminal's side of the sync protocol (DESIGN section 7): upload and refresh.
+
+Upload: GET the server's head, check it is a prefix of this ledger, then send every
+entry after it in signed (gzip) batches. Every batch is a pure function of the ledger,
+so any retry is a replay the server answers with its head: an entry is received exactly
+once whatever fails in between. Entries are never deleted here; a server restored from
+an older backup simply reports an older head and gets the rest again.
+
+Refresh: the card list (delta since the catalogue's version, or full) streamed into
+the catalogue, which applies it whole or not at all, and the partner's rules with ETag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import structlog
+
+from config.schema import Config
+from ledger.clock import Clock, format_ts, parse_ts
+from ledger.entry import GENESIS_HASH, Entry
+from ledger.store import LedgerError, LedgerStore
+from sync.backoff import Backoff, Sleep, parse_retry_after, real_sleep
+from sync.catalog import Catalog, CatalogError, FeedRejected, FeedResult
+from sync.keys import TerminalKey
+from sync.wire import (
+    Head,
+    UploadBatch,
+    WireError,
+    decode_error,
+    decode_head,
+    decode_rules,
+    decode_upload_ok,
+    encode,
+    signing_message,
+)
+
+log = structlog.get_logger()
+
+MAX_REPLY_BYTES = 1024 * 1024
+MAX_RULES_BYTES = 16 * 1024 * 1024
+MAX_FEED_BYTES = 4 * 1024**3
+MAX_FEED_LINE_BYTES = 64 * 1024
+_FEED_CHUNK = 256 * 1024
+# Replies that say "try again later"; everything else 4xx is final for this run.
+_RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+# --- outcomes ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyncEvent:
+    """Progress for a screen or a progress bar."""
+
+    kind: str  # upload_started | upload_progress | upload_done | fork | refresh_done | error
+    acked_seq: int = 0
+    local_seq: int = 0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """One upload run: ``ok`` only when the server acknowledged the whole local ledger."""
+
+    ok: bool
+    acked_seq: int
+    local_seq: int
+    sent: int = 0  # entries the server newly accepted in this run
+    batches: int = 0  # POSTs answered 200
+    error: str | None = None  # code: fork, unauthorized, rejected, unreachable, ...
+    message: str = ""
+
+    @property
+    def pending(self) -> int:
+        return max(0, self.local_seq - self.acked_seq)
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """One catalogue refresh."""
+
+    ok: bool
+    cards: FeedResult | None = None
+    rules_changed: bool = False
+    rules_version: str | None = None
+    error: str | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """Upload + refresh; ``to_dict()`` is what POST /api/v1/sync answers."""
+
+    upload: UploadResult
+    refresh: RefreshResult
+
+    @property
+    def ok(self) -> bool:
+        return self.upload.ok and self.refresh.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        up = asdict(self.upload)
+        up["pending"] = self.upload.pending
+        return {"ok": self.ok, "upload": up, "refresh": asdict(self.refresh)}
+
+
+class SyncError(Exception):
+    """A sync step that failed for this run; ``code`` is the result's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ForkDetected(SyncError):
+    def __init__(self, message: str) -> None:
+        super().__init__("fork", message)
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+# --- the client -------------------------------------------------------------------------
+
+
+class SyncClient:
+    """Uploads the ledger and refreshes the catalogue; one upload at a time."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        store: LedgerStore,
+        catalog: Catalog,
+        key: TerminalKey,
+        clock: Clock,
+        *,
+        on_event: Callable[[SyncEvent], None] | None = None,
+        rng: random.Random | None = None,
+        sleep: Sleep = real_sleep,
+        max_attempts: int = 5,
+        backoff_base_s: float = 1.0,
+        backoff_cap_s: float = 60.0,
+        max_feed_bytes: int = MAX_FEED_BYTES,
+        max_feed_line_bytes: int = MAX_FEED_LINE_BYTES,
+    ) -> None:
+        self._cfg = cfg
+        self._tid = cfg.terminal.id
+        self._base = cfg.sync.url.rstrip("/")
+        self._store = store
+        self._catalog = catalog
+        self._key = key
+        self._clock = clock
+        self._on_event = on_event
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        self._max_attempts = max_attempts
+        self._backoff_base = backoff_base_s
+        self._backoff_cap = backoff_cap_s
+        self._max_feed_bytes = max_feed_bytes
+        self._max_feed_line = max_feed_line_bytes
+        self._batch_size = cfg.sync.batch_size
+        self._session: aiohttp.ClientSession | None = None
+        self._upload_lock = asyncio.Lock()
+        self._refresh_lock = asyncio.Lock()
+        self._last_error: dict[str, str | None] = {"upload": None, "refresh": None}
+        self.acked_seq: int = int(catalog.get_state("acked_seq") or 0)
+        self.acked_hash: str = catalog.get_state("acked_hash") or GENESIS_HASH
+        at = catalog.get_state("last_upload_at")
+        self.last_upload_at: datetime | None = parse_ts(at) if at else None
+        self.fork_message: str | None = catalog.get_state("fork_alarm")
+
+    @property
+    def fork_alarm(self) -> bool:
+        """The server's ledger and this one disagree: uploading stopped until cleared."""
+        return self.fork_message is not None
+
+    @property
+    def pending_entries(self) -> int:
+        """Entries not yet acknowledged by the server (as of the last upload)."""
+        return max(0, self._store.head.seq - self.acked_seq)
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def clear_fork_alarm(self) -> None:
+        """An operator resolved the fork with the city: allow uploads again."""
+        await self._catalog.set_state({"fork_alarm": None})
+        log.warning("sync_fork_alarm_cleared", terminal=self._tid)
+        self.fork_message = None
+
+    # --- public operations ------------------------------------------------------------
+
+    async def cycle(self) -> CycleResult:
+        """Upload, then refresh the catalogue."""
+        up = await self.upload()
+        ref = await self.refresh()
+        return CycleResult(up, ref)
+
+    async def upload(self) -> UploadResult:
+        """Send what the server lacks; concurrent calls run one after the other."""
+        async with self._upload_lock:
+            return await self._upload()
+
+    async def refresh(self) -> RefreshResult:
+        """Fetch the card list (delta or full) and the rules."""
+        async with self._refresh_lock:
+            return await self._refresh()
+
+    # --- upload -----------------------------------------------------------------------
+
+    async def _local_head(self) -> Head:
+        try:
+            h = await self._store.refresh_head() if self._store.readonly else self._store.head
+        except LedgerError as e:
+            raise SyncError("ledger", str(e)) from None
+        return Head(seq=h.seq, hash=h.hash)
+
+    async def _upload(self) -> UploadResult:
+        local = await self._local_head()
+        if self.fork_message is not None:
+            return self._upload_result(local, 0, 0, "fork", self.fork_message)
+        sent = batches = 0
+        self._emit("upload_started", local)
+        try:
+            server = await self._get_head()
+            await self._check_prefix(server, local)
+            self._set_acked(server)
+            stalls = 0
+            while self.acked_seq < local.seq:
+                before = self.acked_seq
+                entries = await self._read(self.acked_seq)
+                if not entries:
+                    raise SyncError("ledger", f"no entries after seq {self.acked_seq}")
+                head, accepted = await self._send_batch(entries, local)
+                batches += accepted
+                await self._check_prefix(head, local)
+                self._set_acked(head)
+                sent += max(0, self.acked_seq - before) if accepted else 0
+                stalls = 0 if self.acked_seq > before else stalls + 1
+                if stalls >= 3:
+                    raise SyncError("no_progress", f"the server stays at seq {self.acked_seq}")
+                self._emit("upload_progress", local)
+        except ForkDetected as e:
+            await self._raise_fork_alarm(e.message)
+            await self._save_acked(ok=False)
+            return self._upload_result(local, sent, batches, "fork", e.message)
+        except SyncError as e:
+            self._note_error("upload", e)
+            await self._save_acked(ok=False)
+            self._emit("error", local, e.message)
+            return self._upload_result(local, sent, batches, e.code, e.message)
+        self._note_ok("upload")
+        await self._save_acked(ok=True)
+        self._emit("upload_done", local)
+        return self._upload_result(local, sent, batches, None, "")
+
+    def _upload_result(
+        self, local: Head, sent: int, batches: int, code: str | None, message: str
+    ) -> UploadResult:
+        return UploadResult(
+            ok=code is None and self.acked_seq >= local.seq,
+            acked_seq=self.acked_seq,
+            local_seq=local.seq,
+            sent=sent,
+            batches=batches,
+            error=code,
+            message=message,
+        )
+
+    async def _read(self, after: int) -> list[Entry]:
+        try:
+            return await self._store.read_after(after, self._batch_size)
+        except LedgerError as e:
+            raise SyncError("ledger", str(e)) from None
+
+    async def _check_prefix(self, server: Head, local: Head) -> None:
+        """The server's head must be an entry of this ledger, or the two have forked."""
+        if server.seq == 0:
+            return
+        if server.seq > local.seq:
+            raise ForkDetected(
+                f"the server holds {server.seq} entries but this ledger ends at "
+                f"{local.seq}: was the terminal restored from an older copy?"
+            )
+        try:
+            mine = await self._store.get(server.seq)
+        except LedgerError as e:
+            raise SyncError("ledger", str(e)) from None
+        if mine is None or mine.hash != server.hash:
+            raise ForkDetected(f"entry {server.seq} held by the server differs from this ledger")
+
+    def _set_acked(self, head: Head) -> None:
+        # May go down: a server restored from an older backup acknowledges less.
+        self.acked_seq, self.acked_hash = head.seq, head.hash
+
+    async def _save_acked(self, *, ok: bool) -> None:
+        values: dict[str, str | None] = {
+            "acked_seq": str(self.acked_seq),
+            "acked_hash": self.acked_hash,
+        }
+        if ok:
+            self.last_upload_at = self._clock.now()
+            values["last_upload_at"] = format_ts(self.last_upload_at)
+        try:
+            await self._catalog.set_state(values)
+        except CatalogError as e:
+            # Only bookkeeping: the next run re-reads the server's head anyway.
+            log.error("sync_state_not_saved", reason=str(e))
+
+    async def _raise_fork_alarm(self, message: str) -> None:
+        self.fork_message = message
+        log.error("sync_fork_detected", terminal=self._tid, reason=message)
+        self._emit("fork", Head(seq=self._store.head.seq, hash=""), message)
+        try:
+            await self._catalog.set_state({"fork_alarm": message})
+        except CatalogError as e:
+            log.error("sync_state_not_saved", reason=str(e))
+
+    async def _send_batch(self, entries: list[Entry], local: Head) -> tuple[Head, bool]:
+        """POST one batch; the server's head after it, and whether it was a 200."""
+        body = await asyncio.to_thread(self._encode_batch, entries)
+        headers = {"Content-Type": "application/json"}
+        if self._cfg.sync.gzip:
+            headers["Content-Encoding"] = "gzip"
+        reply = await self._request(
+            "POST", f"/v1/terminals/{self._tid}/entries", data=body, headers=headers
+        )
+        if reply.status == 200:
+            try:
+                return decode_upload_ok(reply.body).head, True
+            except WireError as e:
+                raise SyncError("bad_reply", str(e)) from None
+        err = self._error_of(reply)
+        if reply.status == 409 and err.error == "gap":
+            log.info("sync_gap", server_seq=err.head.seq if err.head else None)
+            return (err.head or await self._get_head()), False
+        if reply.status == 409 and err.error == "fork":
+            raise ForkDetected(err.message or "the server holds different entries")
+        if reply.status == 413 and self._batch_size > 1:
+            self._batch_size = max(1, self._batch_size // 2)
+            log.warning("sync_batch_too_large", batch_size=self._batch_size)
+            return Head(seq=self.acked_seq, hash=self.acked_hash), False
+        raise self._final_error(reply, err.error, err.message)
+
+    def _encode_batch(self, entries: list[Entry]) -> bytes:
+        last = entries[-1]
+        sig = self._key.sign(signing_message(self._tid, last.seq, last.hash))
+        batch = UploadBatch(
+            entries=entries,
+            signature=base64.b64encode(sig).decode("ascii"),
+            public_key=self._key.public_key_b64,
+        )
+        raw = encode(batch)
+        return gzip.compress(raw, compresslevel=1) if self._cfg.sync.gzip else raw
+
+    async def _get_head(self) -> Head:
+        reply = await self._request("GET", f"/v1/terminals/{self._tid}/head")
+        if reply.status != 200:
+            err = self._error_of(reply)
+            raise self._final_error(reply, err.error, err.message)
+        try:
+            return decode_head(reply.body)
+        except WireError as e:
+            raise SyncError("bad_reply", str(e)) from None
+
+    # --- refresh ----------------------------------------------------------------------
+
+    async def _refresh(self) -> RefreshResult:
+        try:
+            cards = await self._refresh_cards()
+            changed, version = await self._refresh_rules()
+        except SyncError as e:
+            self._note_error("refresh", e)
+            return RefreshResult(ok=False, error=e.code, message=e.message)
+        if not cards.accepted:
+            err = SyncError("bad_feed", cards.reason or "card feed rejected")
+            self._note_error("refresh", err)
+            return RefreshResult(
+                ok=False, cards=cards, rules_changed=changed, rules_version=version,
+                error=err.code, message=err.message,
+            )  # fmt: skip
+        self._note_ok("refresh")
+        res = RefreshResult(ok=True, cards=cards, rules_changed=changed, rules_version=version)
+        self._emit("refresh_done", Head(seq=self._store.head.seq, hash=""))
+        return res
+
+    async def _refresh_cards(self) -> FeedResult:
+        since = self._catalog.cards_version
+        path = "/v1/cards" if since is None else f"/v1/cards?since={since}"
+        session = self._get_session()
+        backoff = self._new_backoff()
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                timeout = aiohttp.ClientTimeout(
+                    total=None,
+                    sock_connect=self._cfg.sync.request_timeout_s,
+                    sock_read=self._cfg.sync.request_timeout_s,
+                )
+                async with session.get(
+                    self._base + path, headers=self._auth(), timeout=timeout
+                ) as resp:
+                    if resp.status == 200:
+                        return await self._catalog.apply_feed(self._feed_lines(resp))
+                    reply = _Reply(resp.status, await _read_capped(resp, MAX_REPLY_BYTES))
+                    reply.headers = dict(resp.headers)
+            except (aiohttp.ClientError, TimeoutError) as e:
+                reply = _Reply(0, str(e).encode())
+            if reply.status and reply.status not in _RETRY_STATUSES:
+                err = self._error_of(reply)
+                raise self._final_error(reply, err.error, err.message)
+            if attempt == self._max_attempts:
+                break
+            await self._wait(backoff, reply)
+        raise SyncError("unreachable", f"card list: {self._describe(reply)}")
+
+    async def _feed_lines(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        """The response body as lines; oversize or a dropped connection rejects the feed."""
+        buf = b""
+        total = 0
+        try:
+            async for chunk in resp.content.iter_chunked(_FEED_CHUNK):
+                total += len(chunk)
+                if total > self._max_feed_bytes:
+                    raise FeedRejected(f"card feed larger than {self._max_feed_bytes} bytes")
+                parts = (buf + chunk).split(b"\n")
+                buf = parts.pop()
+                if len(buf) > self._max_feed_line:
+                    raise FeedRejected(
+                        f"a card feed line is longer than {self._max_feed_line} bytes"
+                    )
+                for line in parts:
+                    yield line + b"\n"
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise FeedRejected(f"connection lost after {total} bytes: {e!r}") from None
+        if buf:
+            yield buf
+
+    async def _refresh_rules(self) -> tuple[bool, str | None]:
+        headers: dict[str, str] = {}
+        if self._catalog.rules is not None and self._catalog.rules_etag:
+            headers["If-None-Match"] = self._catalog.rules_etag
+        pid = self._cfg.terminal.partner_id
+        reply = await self._request(
+            "GET", f"/v1/partners/{pid}/rules", headers=headers, max_bytes=MAX_RULES_BYTES
+        )
+        try:
+            if reply.status == 304 and self._catalog.rules is not None:
+                await self._catalog.rules_unchanged()
+                return False, self._catalog.rules.version_str
+            if reply.status != 200:
+                err = self._error_of(reply)
+                raise self._final_error(reply, err.error, err.message)
+            try:
+                rules = decode_rules(reply.body)
+            except WireError as e:
+                log.error("rules_rejected", reason=str(e))
+                raise SyncError("bad_rules", str(e)) from None
+            await self._catalog.set_rules(rules, reply.headers.get("ETag"))
+        except CatalogError as e:
+            raise SyncError("catalog", str(e)) from None
+        log.info("rules_updated", version=rules.version_str)
+        return True, rules.version_str
+
+    # --- HTTP -------------------------------------------------------------------------
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._cfg.sync.request_timeout_s)
+            )
+        return self._session
+
+    def _auth(self) -> dict[str, str]:
+        path = Path(self._cfg.sync.token_file)
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise SyncError("token", f"cannot read the token file {path}: {e.strerror}") from None
+        if not token:
+            raise SyncError("token", f"the token file {path} is empty")
+        return {"Authorization": f"Bearer {token}"}
+
+    def _new_backoff(self) -> Backoff:
+        return Backoff(base_s=self._backoff_base, cap_s=self._backoff_cap, rng=self._rng)
+
+    async def _wait(self, backoff: Backoff, reply: _Reply) -> None:
+        retry_after = parse_retry_after(reply.headers.get("Retry-After"), self._clock.now())
+        delay = backoff.next_delay(retry_after)
+        log.info("sync_retry", delay_s=round(delay, 3), after=self._describe(reply))
+        await self._sleep(delay)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        max_bytes: int = MAX_REPLY_BYTES,
+    ) -> _Reply:
+        """One request with retries on network errors, timeouts, 5xx and 429."""
+        session = self._get_session()
+        backoff = self._new_backoff()
+        hdrs = {**(headers or {}), **self._auth()}
+        reply = _Reply(0, b"")
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                async with session.request(
+                    method, self._base + path, data=data, headers=hdrs
+                ) as resp:
+                    reply = _Reply(resp.status, await _read_capped(resp, max_bytes))
+                    reply.headers = dict(resp.headers)
+            except (aiohttp.ClientError, TimeoutError) as e:
+                reply = _Reply(0, repr(e).encode())
+            except _TooLarge as e:
+                raise SyncError("bad_reply", str(e)) from None
+            if reply.status and reply.status not in _RETRY_STATUSES:
+                return reply
+            if attempt < self._max_attempts:
+                await self._wait(backoff, reply)
+        code = "unreachable" if reply.status == 0 else "server_error"
+        raise SyncError(code, f"{method} {path}: {self._describe(reply)}")
+
+    @staticmethod
+    def _describe(reply: _Reply) -> str:
+        if reply.status == 0:
+            return f"no answer ({reply.body.decode(errors='replace')[:200]})"
+        return f"HTTP {reply.status}"
+
+    @staticmethod
+    def _error_of(reply: _Reply) -> Any:
+        try:
+            return decode_error(reply.body)
+        except WireError:
+            return _PlainError(reply.body.decode("utf-8", errors="replace")[:200])
+
+    @staticmethod
+    def _final_error(reply: _Reply, code: str, message: str) -> SyncError:
+        if reply.status in (401, 403):
+            return SyncError("unauthorized", f"HTTP {reply.status}: {code} {message}".strip())
+        if reply.status == 422:
+            return SyncError("rejected", f"HTTP 422: {code} {message}".strip())
+        return SyncError("rejected", f"HTTP {reply.status}: {code} {message}".strip())
+
+    # --- logging on change, events ----------------------------------------------------
+
+    def _note_error(self, what: str, e: SyncError) -> None:
+        if self._last_error[what] != e.code:
+            log.error(f"sync_{what}_failed", code=e.code, reason=e.message)
+        self._last_error[what] = e.code
+
+    def _note_ok(self, what: str) -> None:
+        if self._last_error[what] is not None:
+            log.info(f"sync_{what}_recovered", after=self._last_error[what])
+        self._last_error[what] = None
+
+    def _emit(self, kind: str, local: Head, message: str = "") -> None:
+        if self._on_event is not None:
+            self._on_event(SyncEvent(kind, self.acked_seq, local.seq, message))
+
+
+@dataclass
+class _PlainError:
+    """A non-JSON error body, shaped like wire.UploadError."""
+
+    message: str
+    error: str = ""
+    head: Head | None = None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    """The whole body, refusing more than ``max_bytes`` (a server is input too)."""
+    if resp.content_length is not None and resp.content_length > max_bytes:
+        raise _TooLarge(f"reply of {resp.content_length} bytes is over {max_bytes}")
+    data = await resp.content.read(max_bytes + 1)
+    while len(data) <= max_bytes:
+        more = await resp.content.read(max_bytes + 1 - len(data))
+        if not more:
+            break
+        data += more
+    if len(data) > max_bytes:
+        raise _TooLarge(f"reply is over {max_bytes} bytes")
+    return data
