@@ -21,10 +21,18 @@ from ledger.domain import (
     RedeemTier,
     Rules,
 )
-from ledger.entry import GENESIS_HASH, Draft, Entry, seal, verify_chain
+from ledger.entry import GENESIS_HASH, Draft, Entry, EntryKind, seal, verify_chain
 from ledger.ids import uuid7
 from ledger.refusals import Refusal
-from ledger.rules import CatalogState, OfflinePolicy, Quote, SaleRequest, plan_void, quote
+from ledger.rules import (
+    CatalogState,
+    OfflinePolicy,
+    Quote,
+    SaleRequest,
+    day_summary,
+    plan_void,
+    quote,
+)
 from ledger.usage import UsageBook
 
 FRESH = CatalogState(age_s=60.0)
@@ -121,6 +129,26 @@ class Till:
             card=card.number,
             cashier="K-1",
             sale_id=uuid7(unix_ms(at)),
+        )
+        return self._append(self._seal(draft))
+
+    def try_sell(
+        self, card: CardRecord, rules: Rules, sale: SaleRequest, at: datetime
+    ) -> Entry | None:
+        """Sell, or return None when the engine refuses (history that may or may not fit)."""
+        try:
+            return self.sell(card, rules, sale, at)
+        except Refusal:
+            return None
+
+    def close_day(self, local_date: str) -> Entry:
+        """Append a day_close entry with the day's summary."""
+        draft = Draft(
+            ts=f"{local_date}T22:30:00.000Z",
+            local_date=local_date,
+            kind=EntryKind.DAY_CLOSE,
+            card=None,
+            summary=day_summary(self.entries, local_date),
         )
         return self._append(self._seal(draft))
 
