@@ -1,0 +1,712 @@
+// The cashier's screen: login, card, sale, result, actions, status. Talks only to the
+// local API (api.js) and the event stream (events.js); every text comes from i18n.js.
+
+import { api } from "./api.js";
+import { renderCard, renderCardError, renderWaiting } from "./card.js";
+import { ask } from "./dialog.js";
+import { $, h, replace } from "./dom.js";
+import { EventStream } from "./events.js";
+import { formatPln, formatPoints } from "./format.js";
+import { SHORTCUTS, T, errorText } from "./i18n.js";
+import { renderOfflineBanner, renderStatus } from "./status.js";
+import { SaleForm, newSaleId } from "./sale.js";
+import { renderResult } from "./result.js";
+
+const state = {
+  cashier: null,
+  health: null,
+  card: null, // CARDVIEW
+  read: null,
+  cardError: null, // {reason, message, number}
+  result: null, // {kind, entry, receipt, summary, voidable}
+  lastSale: null, // the last sale entry that can still be voided
+  lastReceiptSeq: null,
+  demoCards: [],
+  busy: false,
+};
+
+const els = {};
+let saleForm = null;
+let stream = null;
+let healthTimer = null;
+
+// ---- helpers -----------------------------------------------------------------------
+
+let toastTimer = null;
+function toast(text, kind = "info") {
+  els.toast.textContent = text;
+  els.toast.className = `toast toast-${kind}`;
+  els.toast.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => {
+    els.toast.hidden = true;
+  }, 5000);
+}
+
+function showError(err) {
+  if (err && err.status === 401) {
+    showLogin();
+    return;
+  }
+  toast(errorText(err && err.code, err && err.serverMessage), "error");
+}
+
+function remember() {
+  const keep = { card: state.card, read: state.read, lastSale: state.lastSale, lastReceiptSeq: state.lastReceiptSeq };
+  try {
+    sessionStorage.setItem("kartapos", JSON.stringify(keep));
+  } catch {
+    // private mode: the page still works, it just forgets on reload
+  }
+}
+
+function recall() {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem("kartapos") || "null");
+    if (kept) Object.assign(state, kept);
+  } catch {
+    sessionStorage.removeItem("kartapos");
+  }
+}
+
+// ---- login -------------------------------------------------------------------------
+
+function buildLogin() {
+  $("#login-title").textContent = T.loginTitle;
+  $("#pin-label").textContent = T.pinLabel;
+  $("#login-submit").textContent = `${T.loginButton} (Enter)`;
+  const pin = $("#pin");
+  pin.setAttribute("aria-describedby", "login-error");
+  const keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "C", "0", "⌫"];
+  const pad = $("#keypad");
+  replace(
+    pad,
+    keys.map((k) => {
+      const label = k === "C" ? T.pinClear : k === "⌫" ? T.pinBackspace : k;
+      return h(
+        "button",
+        {
+          type: "button",
+          class: "btn key",
+          "aria-label": label,
+          tabindex: "-1",
+          onclick: () => {
+            if (k === "C") pin.value = "";
+            else if (k === "⌫") pin.value = pin.value.slice(0, -1);
+            else if (pin.value.length < 12) pin.value += k;
+            pin.focus();
+          },
+        },
+        k === "C" ? "C" : k,
+      );
+    }),
+  );
+  $("#login-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const value = pin.value.trim();
+    const error = $("#login-error");
+    if (!value) {
+      error.textContent = T.pinEmpty;
+      return;
+    }
+    try {
+      const { data } = await api.login(value);
+      pin.value = "";
+      error.textContent = "";
+      state.cashier = data.cashier;
+      await showPos();
+    } catch (err) {
+      pin.value = "";
+      error.textContent = errorText(err.code, err.serverMessage);
+      pin.focus();
+    }
+  });
+}
+
+function showLogin() {
+  state.cashier = null;
+  if (stream) stream.stop();
+  stream = null;
+  clearInterval(healthTimer);
+  els.pos.hidden = true;
+  els.connBanner.hidden = true;
+  els.login.hidden = false;
+  $("#pin").focus();
+}
+
+async function logout() {
+  try {
+    await api.logout();
+  } catch {
+    // logged out locally either way
+  }
+  sessionStorage.removeItem("kartapos");
+  state.card = null;
+  state.result = null;
+  showLogin();
+}
+
+// ---- the POS screen ----------------------------------------------------------------
+
+function buildPos() {
+  const form = els.cardForm;
+  replace(
+    form,
+    h("label", { for: "card-input" }, T.cardNumberLabel),
+    h(
+      "div",
+      { class: "row" },
+      h("input", {
+        id: "card-input",
+        name: "card",
+        type: "text",
+        inputmode: "numeric",
+        autocomplete: "off",
+        spellcheck: "false",
+        placeholder: T.cardNumberPlaceholder,
+      }),
+      h("button", { type: "submit", class: "btn", id: "card-submit" }, T.cardNumberSubmit),
+    ),
+  );
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    resolveCard($("#card-input").value);
+  });
+  replace(
+    els.actions,
+    actionButton("action-amount", "F2", T.amount, () => focusAmount()),
+    actionButton("action-void", "F4", T.voidLast, () => voidLast()),
+    actionButton("action-reprint", "F8", T.reprint, () => reprint()),
+    actionButton("action-close-day", "F10", T.dayClose, () => closeDay()),
+    actionButton("action-cancel", "Esc", T.cancel, () => cancel()),
+  );
+}
+
+function actionButton(id, key, label, onclick) {
+  return h(
+    "button",
+    { type: "button", class: "btn action", id, onclick, "aria-keyshortcuts": key },
+    h("kbd", {}, key),
+    " ",
+    label,
+  );
+}
+
+async function showPos() {
+  els.login.hidden = true;
+  els.pos.hidden = false;
+  recall();
+  renderAll();
+  if (!stream) {
+    stream = new EventStream({ onMessage, onOpen: onStreamOpen, onClose: onStreamClose });
+    stream.start();
+  }
+  clearInterval(healthTimer);
+  // The WebSocket pushes changes; this slow poll only refreshes ages ("5 min temu").
+  healthTimer = setInterval(() => refreshHealth(), 30000);
+  await Promise.all([refreshHealth(), loadDemo(), loadLastSale()]);
+  focusDefault();
+}
+
+function renderAll() {
+  renderStatus(els.statusbar, state.health, state.cashier, { onSync: syncNow, onLogout: logout });
+  renderOfflineBanner(els.offline, state.health);
+  renderCardPanel();
+  renderWork();
+  renderActions();
+}
+
+function renderCardPanel() {
+  if (state.cardError) renderCardError(els.cardPanel, state.cardError);
+  else if (state.card) renderCard(els.cardPanel, state.card, state.read);
+  else renderWaiting(els.cardPanel);
+}
+
+function renderActions() {
+  $("#action-void").disabled = !state.lastSale || state.busy;
+  $("#action-reprint").disabled = !state.lastReceiptSeq || state.busy;
+  $("#action-close-day").disabled = state.busy;
+  $("#action-amount").disabled = !(state.card && state.card.active) || Boolean(state.result);
+}
+
+function renderWork() {
+  const col = els.work;
+  if (state.result) {
+    saleForm = null;
+    renderResult(col, state.result, { onNew: newTransaction, onReprint: reprint, onVoid: voidLast });
+    return;
+  }
+  if (state.card) {
+    saleForm = new SaleForm(col, {
+      card: state.card,
+      dialog: els.dialog,
+      onCommitted: onSaleCommitted,
+      onError: showError,
+      onBusy: (busy) => {
+        state.busy = busy;
+        renderActions();
+      },
+      onCancel: () => {
+        state.busy = false;
+        newTransaction();
+      },
+    });
+    return;
+  }
+  saleForm = null;
+  replace(
+    col,
+    h(
+      "div",
+      { class: "idle", id: "idle" },
+      h("h2", {}, T.shortcuts),
+      h(
+        "ul",
+        { class: "shortcut-list" },
+        SHORTCUTS.map(([key, label]) => h("li", {}, h("kbd", {}, key), " ", label)),
+      ),
+    ),
+  );
+}
+
+function focusDefault() {
+  if (!els.dialog.open) {
+    if (state.result) $("#result-new")?.focus();
+    else if (state.card && state.card.active) focusAmount();
+    else $("#card-input").focus();
+  }
+}
+
+function focusAmount() {
+  if (saleForm) saleForm.focusAmount();
+  else $("#card-input").focus();
+}
+
+// ---- cards ---------------------------------------------------------------------------
+
+function showCard(card, read) {
+  if (state.busy) return; // a sale is being saved: never swap the card under it
+  state.card = card;
+  state.read = read || null;
+  state.cardError = null;
+  state.result = null;
+  remember();
+  renderCardPanel();
+  renderWork();
+  renderActions();
+  focusDefault();
+}
+
+function showCardError(error) {
+  if (state.busy) return;
+  state.card = null;
+  state.read = null;
+  state.cardError = error;
+  state.result = null;
+  remember();
+  renderCardPanel();
+  renderWork();
+  renderActions();
+}
+
+async function resolveCard(input) {
+  const text = (input || "").trim();
+  if (!text) {
+    toast(T.cardNumberEmpty, "error");
+    return;
+  }
+  try {
+    const { data } = await api.resolve(text);
+    $("#card-input").value = "";
+    showCard(data, { source: "manual" });
+  } catch (err) {
+    if (err.status === 401) return showLogin();
+    if (err.isNetwork) return showError(err);
+    showCardError({ reason: err.code, message: err.serverMessage, number: text });
+  }
+}
+
+// Re-read the card shown (after a reconnect or a sale) so the balance is current.
+async function refreshCard() {
+  if (!state.card || state.busy) return;
+  try {
+    const { data } = await api.resolve(state.card.number);
+    if (state.card && data.number === state.card.number && !state.busy) {
+      state.card = data;
+      remember();
+      renderCardPanel();
+      if (!state.result && saleForm) saleForm.updateCard(data);
+    }
+  } catch {
+    // keep what is shown; the next swipe refreshes it
+  }
+}
+
+// ---- sale / void / reprint / day close ----------------------------------------------
+
+function onSaleCommitted(entry, receipt) {
+  state.lastSale = entry;
+  state.lastReceiptSeq = entry.seq;
+  if (state.card && typeof entry.balance_after === "number") {
+    state.card = { ...state.card, balance: { ...state.card.balance, points: entry.balance_after, stale: false } };
+  }
+  state.result = { kind: "sale", entry, receipt };
+  remember();
+  renderCardPanel();
+  renderWork();
+  renderActions();
+  focusDefault();
+}
+
+function newTransaction() {
+  state.result = null;
+  state.card = null;
+  state.read = null;
+  state.cardError = null;
+  remember();
+  renderCardPanel();
+  renderWork();
+  renderActions();
+  $("#card-input").focus();
+}
+
+function cancel() {
+  if (saleForm && saleForm.saving) return;
+  state.busy = false; // an unknown-outcome sale is given up: its event, if any, still arrives
+  if (state.result || state.card || state.cardError) newTransaction();
+  else $("#card-input").value = "";
+}
+
+async function voidLast() {
+  if (state.busy) return;
+  const sale = state.lastSale;
+  if (!sale) {
+    toast(T.voidNothing, "error");
+    return;
+  }
+  const values = await ask(els.dialog, {
+    title: T.voidTitle,
+    danger: true,
+    confirmLabel: T.voidButton,
+    body: [
+      h("p", {}, T.voidText(sale.seq, formatPln(sale.amount_gr))),
+      h("label", { for: "void-reason" }, T.voidReason),
+      h("input", { id: "void-reason", name: "reason", type: "text", maxlength: "200", required: false }),
+    ],
+    read: (form) => {
+      const reason = form.querySelector("#void-reason").value.trim();
+      return reason ? { reason } : { error: T.voidReasonRequired };
+    },
+  });
+  if (!values) return focusDefault();
+  setBusy(true);
+  try {
+    const { data } = await api.voidSale(sale.sale_id || sale.id, values.reason);
+    const entry = data.entry || data;
+    state.lastSale = null;
+    state.lastReceiptSeq = entry.seq;
+    state.result = { kind: "void", entry, receipt: data.receipt || null };
+    remember();
+    toast(T.voidDone, "ok");
+  } catch (err) {
+    showError(err);
+  } finally {
+    setBusy(false);
+  }
+  renderAll();
+  focusDefault();
+  refreshCard();
+}
+
+async function reprint() {
+  if (state.busy) return;
+  if (!state.lastReceiptSeq) {
+    toast(T.reprintNothing, "error");
+    return;
+  }
+  try {
+    await api.reprint(state.lastReceiptSeq);
+    toast(T.reprintDone, "ok");
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function closeDay() {
+  if (state.busy) return;
+  const values = await ask(els.dialog, {
+    title: T.dayCloseTitle,
+    confirmLabel: T.dayCloseButton,
+    body: [h("p", {}, T.dayCloseText)],
+  });
+  if (!values) return focusDefault();
+  setBusy(true);
+  try {
+    const { data } = await api.dayClose();
+    const entry = data.entry || data;
+    state.lastSale = null;
+    state.lastReceiptSeq = entry.seq;
+    state.card = null;
+    state.cardError = null;
+    state.result = { kind: "day_close", entry, receipt: data.receipt || null, summary: data.summary || entry.summary };
+    remember();
+    toast(T.dayCloseDone, "ok");
+  } catch (err) {
+    showError(err);
+  } finally {
+    setBusy(false);
+  }
+  renderAll();
+  focusDefault();
+}
+
+function setBusy(busy) {
+  state.busy = busy;
+  renderActions();
+}
+
+// Find the last sale that can still be voided (not voided, not closed) after a reload.
+async function loadLastSale() {
+  const head = state.health && state.health.ledger ? state.health.ledger.head_seq : 0;
+  if (!head) return;
+  try {
+    const after = Math.max(0, head - 100);
+    const { data } = await api.ledger(after, 100);
+    const entries = (data && data.entries) || [];
+    let last = null;
+    const voided = new Set();
+    for (const e of entries) {
+      if (e.kind === "sale") last = e;
+      else if (e.kind === "void" && e.ref !== null) voided.add(e.ref);
+      else if (e.kind === "day_close") last = null;
+    }
+    state.lastSale = last && !voided.has(last.seq) ? last : null;
+    if (entries.length) state.lastReceiptSeq = entries[entries.length - 1].seq;
+    remember();
+    renderActions();
+  } catch {
+    // the buttons stay as they were
+  }
+}
+
+// ---- status, sync, demo ----------------------------------------------------------------
+
+async function refreshHealth() {
+  try {
+    const { data } = await api.health();
+    applyHealth(data);
+  } catch (err) {
+    if (err.status === 401) showLogin();
+  }
+}
+
+function applyHealth(health) {
+  state.health = health;
+  renderStatus(els.statusbar, state.health, state.cashier, { onSync: syncNow, onLogout: logout });
+  renderOfflineBanner(els.offline, state.health);
+}
+
+async function syncNow() {
+  const btn = $("#sync-now");
+  if (btn) btn.disabled = true;
+  toast(T.syncStarted);
+  try {
+    await api.sync();
+    toast(T.syncDone, "ok");
+  } catch (err) {
+    showError(err);
+  }
+  await refreshHealth();
+}
+
+async function loadDemo() {
+  const panel = els.demo;
+  try {
+    const { data } = await api.demoCards();
+    state.demoCards = Array.isArray(data) ? data : [];
+  } catch {
+    state.demoCards = [];
+  }
+  panel.hidden = state.demoCards.length === 0;
+  replace(
+    panel,
+    h("h2", {}, `${T.demoTitle}: ${T.demoSwipe}`),
+    h(
+      "div",
+      { class: "demo-buttons" },
+      state.demoCards.map((c) =>
+        h(
+          "button",
+          {
+            type: "button",
+            class: "btn btn-demo",
+            dataset: { key: c.key },
+            title: c.description || "",
+            onclick: async () => {
+              try {
+                await api.demoSwipe(c.key);
+              } catch (err) {
+                showError(err);
+              }
+            },
+          },
+          c.label,
+        ),
+      ),
+    ),
+  );
+}
+
+// ---- events ---------------------------------------------------------------------------
+
+function onMessage(msg) {
+  switch (msg.type) {
+    case "card":
+      showCard(msg.card, msg.read);
+      break;
+    case "card_error":
+      showCardError({ reason: msg.reason, message: msg.message, number: msg.number });
+      break;
+    case "health":
+      if (msg.health) applyHealth(msg.health);
+      break;
+    case "device":
+      refreshHealth();
+      break;
+    case "sale":
+      onSaleEvent(msg.entry);
+      break;
+    default:
+      break;
+  }
+}
+
+// Sales from this or another screen keep "void last" and "reprint" pointing at the truth.
+function onSaleEvent(entry) {
+  if (!entry) return;
+  if (entry.kind === "sale") state.lastSale = entry;
+  else if (entry.kind === "void" && state.lastSale && entry.ref === state.lastSale.seq) state.lastSale = null;
+  else if (entry.kind === "day_close") state.lastSale = null;
+  state.lastReceiptSeq = entry.seq;
+  remember();
+  renderActions();
+  refreshHealth();
+}
+
+let wasDisconnected = false;
+function onStreamOpen() {
+  els.connBanner.hidden = true;
+  if (wasDisconnected) {
+    wasDisconnected = false;
+    toast(T.reconnected, "ok");
+    // The daemon may have restarted: check the session, then re-read what is shown.
+    api
+      .session()
+      .then(({ data }) => {
+        if (!data || !data.cashier) return showLogin();
+        refreshHealth();
+        loadLastSale();
+        loadDemo();
+        refreshCard();
+      })
+      .catch((err) => {
+        if (err.status === 401) showLogin();
+      });
+  }
+}
+
+function onStreamClose() {
+  wasDisconnected = true;
+  els.connBanner.textContent = T.disconnected;
+  els.connBanner.hidden = false;
+}
+
+// ---- keyboard ---------------------------------------------------------------------------
+
+function onKey(ev) {
+  if (els.pos.hidden || els.dialog.open) return;
+  switch (ev.key) {
+    case "F2":
+      ev.preventDefault();
+      focusAmount();
+      break;
+    case "F4":
+      ev.preventDefault();
+      voidLast();
+      break;
+    case "F8":
+      ev.preventDefault();
+      reprint();
+      break;
+    case "F10":
+      ev.preventDefault();
+      closeDay();
+      break;
+    case "Escape":
+      ev.preventDefault();
+      cancel();
+      break;
+    case "Enter": {
+      const t = ev.target;
+      const typing = t && ["INPUT", "TEXTAREA", "SELECT", "BUTTON", "A"].includes(t.tagName);
+      if (!typing && state.result) {
+        ev.preventDefault();
+        newTransaction();
+      } else if (!typing && saleForm) {
+        ev.preventDefault();
+        saleForm.confirm();
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+// ---- boot -------------------------------------------------------------------------------
+
+async function boot() {
+  document.title = T.appTitle;
+  els.login = $("#login");
+  els.pos = $("#pos");
+  els.statusbar = $("#statusbar");
+  els.offline = $("#offline-banner");
+  els.cardForm = $("#card-form");
+  els.cardPanel = $("#card-panel");
+  els.demo = $("#demo-panel");
+  els.work = $("#work-column");
+  els.actions = $("#actions");
+  els.dialog = $("#dialog");
+  els.toast = $("#toast");
+  els.connBanner = $("#conn-banner");
+  buildLogin();
+  buildPos();
+  document.addEventListener("keydown", onKey);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const { data } = await api.session();
+      if (data && data.cashier) {
+        state.cashier = data.cashier;
+        await showPos();
+      } else {
+        showLogin();
+      }
+      break;
+    } catch (err) {
+      if (err.status === 401) {
+        showLogin();
+        break;
+      }
+      els.connBanner.textContent = T.disconnected;
+      els.connBanner.hidden = false;
+      await new Promise((r) => setTimeout(r, Math.min(500 * 2 ** attempt, 5000)));
+    }
+  }
+  els.connBanner.hidden = true;
+  document.body.dataset.ready = "true";
+}
+
+// Exposed for the browser tests of the pure helpers; not used by the page itself.
+export { newSaleId, formatPoints };
+
+boot();

@@ -1,0 +1,305 @@
+// Every text the cashier sees on this page, in one place so it can be translated.
+// Codes (reasons, errors, states) come from the daemon (DESIGN section 6); the page keeps
+// its own Polish table for them and prefers the daemon's message when it sends one.
+
+export const LOCALE = "pl-PL";
+export const TIME_ZONE = "Europe/Warsaw";
+
+export const T = {
+  appTitle: "Karta Mieszkańca — kasa",
+  // login
+  loginTitle: "Logowanie kasjera",
+  loginPrompt: "Wpisz swój PIN",
+  loginButton: "Zaloguj",
+  pinLabel: "PIN kasjera",
+  pinClear: "Wyczyść",
+  pinBackspace: "Usuń cyfrę",
+  pinEmpty: "Wpisz PIN.",
+  logout: "Wyloguj",
+  cashier: "Kasjer",
+  // card
+  waitingTitle: "Przeciągnij, zeskanuj lub przyłóż kartę",
+  waitingHint: "albo wpisz numer karty poniżej",
+  cardNumberLabel: "Numer karty",
+  cardNumberPlaceholder: "np. 01-000018",
+  cardNumberSubmit: "Szukaj",
+  cardNumberEmpty: "Wpisz numer karty.",
+  active: "AKTYWNA",
+  inactive: "NIEAKTYWNA",
+  cardNo: "Karta nr",
+  age: "Wiek",
+  programs: "Programy",
+  noPrograms: "Brak ważnych programów",
+  validTo: "ważny do",
+  expiredOn: "wygasł",
+  balance: "Saldo punktów",
+  balanceAsOf: "stan na",
+  pointsShort: "pkt",
+  readBy: "Odczyt",
+  closeCard: "Zamknij kartę",
+  // benefits
+  benefits: "Benefity",
+  noBenefits: "Brak benefitów partnera.",
+  use: "Użyj",
+  selected: "Wybrany",
+  remove: "Usuń",
+  pointsLocked: "Punkty zablokowane",
+  unavailable: "Niedostępny",
+  confirmUseTitle: "Potwierdź użycie benefitu",
+  confirmUseText: "Czy na pewno użyć benefitu",
+  confirmUseFor: "dla karty",
+  confirmUseButton: "Tak, użyj",
+  quantity: "Liczba",
+  pointsForBenefit: "Punkty za benefit",
+  overrideReason: "Powód zmiany punktów",
+  overrideReasonRequired: "Podaj powód zmiany punktów.",
+  quantityInvalid: "Podaj liczbę całkowitą od 1 do 99.",
+  pointsInvalid: "Podaj liczbę punktów (0 lub więcej).",
+  // sale
+  sale: "Transakcja",
+  amount: "Kwota zakupu",
+  amountPlaceholder: "0,00",
+  amountHint: "np. 123,45",
+  amountInvalid: "Nieprawidłowa kwota — wpisz np. 123,45.",
+  redeem: "Wymiana punktów",
+  redeemNone: "Bez wymiany",
+  redeemTooFew: "za mało punktów",
+  quote: "Podsumowanie",
+  quoteEarn: "Punkty za zakup",
+  quoteRedeem: "Wymiana",
+  quoteDiscount: "Rabat",
+  resultDiscount: "Rabat za punkty",
+  quoteToPay: "Do zapłaty",
+  quoteBalance: "Saldo po",
+  quoteBenefits: "Benefity",
+  quoting: "Liczę…",
+  confirm: "Zatwierdź",
+  cancel: "Anuluj",
+  saving: "Zapisuję transakcję…",
+  retrying: (n) => `Brak połączenia z terminalem — ponawiam (próba ${n})…`,
+  retryFailed: "Nie udało się zapisać transakcji. Sprawdź połączenie i ponów — nie zostanie zapisana dwa razy.",
+  retry: "Ponów",
+  nothingToSell: "Wpisz kwotę albo wybierz benefit.",
+  // result
+  saleDone: "Transakcja zapisana",
+  saleNo: "Nr transakcji",
+  pointsGranted: "Przyznane punkty",
+  pointsRedeemed: "Wymienione punkty",
+  newBalance: "Nowe saldo",
+  receipt: "Paragon",
+  receiptPreview: "Podgląd paragonu",
+  receiptLoading: "Wczytuję podgląd paragonu…",
+  receiptUnavailable: "Podgląd paragonu niedostępny.",
+  receiptImage: "Obraz paragonu",
+  newSale: "Nowa transakcja",
+  // actions
+  voidLast: "Unieważnij ostatnią",
+  voidTitle: "Unieważnienie transakcji",
+  voidText: (seq, amount) => `Unieważnić transakcję nr ${seq} na kwotę ${amount}?`,
+  voidReason: "Powód unieważnienia",
+  voidReasonRequired: "Podaj powód unieważnienia.",
+  voidButton: "Tak, unieważnij",
+  voidDone: "Transakcja unieważniona",
+  voidNothing: "Brak transakcji do unieważnienia.",
+  reprint: "Drukuj ponownie",
+  reprintDone: "Wysłano kopię paragonu do drukarki.",
+  reprintNothing: "Brak paragonu do ponownego wydruku.",
+  dayClose: "Zamknij dzień",
+  dayCloseTitle: "Zamknięcie dnia",
+  dayCloseText: "Zamknąć dzień i wydrukować raport Z?",
+  dayCloseButton: "Tak, zamknij dzień",
+  dayCloseDone: "Dzień zamknięty",
+  zReport: "Raport Z",
+  shortcuts: "Skróty",
+  close: "Zamknij",
+  // status bar
+  readers: "Czytniki",
+  noReaders: "brak czytników",
+  printer: "Drukarka",
+  sync: "Synchronizacja",
+  pending: (n) => `do wysłania: ${n}`,
+  lastUpload: "ostatnio",
+  never: "nigdy",
+  cardsAge: "lista kart",
+  syncNow: "Synchronizuj",
+  syncDone: "Synchronizacja zakończona.",
+  syncStarted: "Synchronizacja uruchomiona.",
+  offlineBanner: "Tryb offline — brak łączności z serwerem miasta.",
+  offlineCards: (age) => `Lista kart z ${age} temu.`,
+  offlineRules: "Punkty są naliczane normalnie; wymiana punktów jest ograniczona.",
+  degraded: "Terminal działa z ograniczeniami.",
+  disconnected: "Brak połączenia z terminalem — łączę ponownie…",
+  reconnected: "Połączenie z terminalem przywrócone.",
+  // demo
+  demoTitle: "Tryb demonstracyjny",
+  demoSwipe: "Symuluj przeciągnięcie karty",
+  // generic
+  errorTitle: "Odmowa",
+  unknownError: "Wystąpił błąd. Spróbuj ponownie.",
+};
+
+// Polish names of the programme packages.
+export const PROGRAM_NAMES = {
+  mieszkaniec: "Mieszkaniec",
+  senior: "Senior",
+  kdr: "Karta Dużej Rodziny",
+};
+
+// Card status words under the big AKTYWNA / NIEAKTYWNA.
+export const CARD_STATUS = {
+  active: "karta aktywna",
+  blocked: "karta zastrzeżona",
+  expired: "karta wygasła",
+  replaced: "karta zastąpiona duplikatem (zastrzeżona)",
+};
+
+// Why a benefit cannot be used now (CARDVIEW.benefits[].reason).
+export const BENEFIT_REASONS = {
+  inactive: "benefit nieaktywny",
+  not_yet_valid: "benefit jeszcze nie obowiązuje",
+  expired: "benefit wygasł",
+  age_below: "mieszkaniec jest za młody",
+  age_above: "mieszkaniec przekroczył limit wieku",
+  program_missing: "karta nie ma wymaganego programu",
+  points_below_threshold: "za mało punktów na karcie",
+  persons_limit_reached: "wyczerpany limit osób",
+  period_limit_reached: "wykorzystany limit w tym okresie",
+  offline_limit: "limit w trybie offline",
+  card_inactive: "karta nieaktywna",
+};
+
+// Refusals and errors by code, used when the daemon sends no message.
+export const ERRORS = {
+  network: "Brak połączenia z terminalem.",
+  unauthorized: "Zaloguj się kodem PIN kasjera.",
+  bad_pin: "Nieprawidłowy PIN.",
+  pin_locked: "Zbyt wiele błędnych prób. Spróbuj ponownie za chwilę.",
+  origin_refused: "Żądanie z obcej strony zostało odrzucone.",
+  invalid_request: "Nieprawidłowe żądanie.",
+  not_found: "Nie znaleziono.",
+  too_large: "Żądanie jest za duże.",
+  sale_conflict: "Ta transakcja została już zapisana z innymi danymi.",
+  card_unknown: "Nieznana karta — nie ma jej na liście kart.",
+  card_blocked: "Karta zastrzeżona — nie można jej użyć.",
+  card_inactive: "Karta nieaktywna — brak ważnego programu.",
+  benefit_unavailable: "Tego benefitu nie można teraz użyć.",
+  points_locked: "Punktów tego benefitu nie można zmieniać.",
+  insufficient_points: "Za mało punktów na karcie.",
+  offline_limit: "Limit wymiany punktów w trybie offline został wyczerpany.",
+  catalog_too_old: "Lista kart jest zbyt stara — wymiana punktów niedostępna.",
+  invalid_amount: "Nieprawidłowa kwota.",
+  not_a_card_number: "To nie jest numer Karty Mieszkańca.",
+  rules_missing: "Brak reguł partnera — połącz się z serwerem miasta.",
+  sync_busy: "Synchronizacja już trwa.",
+  sync_failed: "Synchronizacja nie powiodła się.",
+  printer_none: "Drukarka nie jest skonfigurowana.",
+  nothing_to_close: "Brak transakcji do zamknięcia dnia.",
+  already_voided: "Ta transakcja została już unieważniona.",
+  demo_only: "Dostępne tylko w trybie demonstracyjnym.",
+  internal: "Błąd wewnętrzny terminala. Spróbuj ponownie.",
+  // card read refusals (card_error.reason)
+  payment_card: "To karta płatnicza — przeciągnij Kartę Mieszkańca.",
+  garbled: "Nie udało się odczytać karty — przeciągnij ponownie.",
+  incomplete: "Niepełny odczyt — przeciągnij kartę ponownie.",
+  unknown_barcode: "Nieznany kod kreskowy.",
+  bad_qr: "Nieprawidłowy kod QR.",
+  expired_qr: "Kod QR wygasł — poproś o odświeżenie kodu w aplikacji.",
+  not_an_identity: "Ten identyfikator zbliżeniowy nie jest kartą (telefon lub karta bankowa).",
+};
+
+export const READER_STATES = {
+  ok: "gotowy",
+  ready: "gotowy",
+  connected: "gotowy",
+  disconnected: "odłączony",
+  missing: "odłączony",
+  error: "błąd",
+  starting: "uruchamianie",
+  unknown: "nieznany",
+};
+
+export const PRINTER_STATES = {
+  ok: "gotowa",
+  ready: "gotowa",
+  online: "gotowa",
+  paper_out: "Brak papieru",
+  paper_low: "Kończy się papier",
+  cover_open: "Otwarta pokrywa",
+  offline: "niedostępna",
+  disconnected: "niedostępna",
+  error: "błąd",
+  busy: "drukuje",
+  none: "brak drukarki",
+  unknown: "stan nieznany",
+};
+
+export const RECEIPT_STATUS = {
+  printed: "wydrukowany",
+  queued: "w kolejce do druku",
+  failed: "błąd drukowania",
+  none: "bez wydruku",
+};
+
+export const READ_SOURCES = {
+  msr: "pasek magnetyczny",
+  barcode: "kod kreskowy",
+  qr: "kod QR",
+  nfc: "zbliżeniowo",
+  manual: "wpisany numer",
+};
+
+export const UNITS = {
+  pieces: "szt.",
+  hours: "godz.",
+};
+
+export const SUMMARY_LABELS = {
+  sales: "Liczba sprzedaży",
+  sales_count: "Liczba sprzedaży",
+  voids: "Liczba unieważnień",
+  voids_count: "Liczba unieważnień",
+  amount_gr: "Obrót",
+  discount_gr: "Rabaty za punkty",
+  points_earned: "Przyznane punkty",
+  points_redeemed: "Wymienione punkty",
+  first_seq: "Od transakcji nr",
+  last_seq: "Do transakcji nr",
+  entries: "Liczba wpisów",
+};
+
+export const SHORTCUTS = [
+  ["F2", "Kwota"],
+  ["Enter", "Zatwierdź"],
+  ["Esc", "Anuluj"],
+  ["F4", "Unieważnij"],
+  ["F8", "Drukuj ponownie"],
+  ["F10", "Zamknij dzień"],
+];
+
+// Polish plural: 1 rok, 2–4 lata, 5+ lat (12–14: lat).
+function plural(n, one, few, many) {
+  const abs = Math.abs(n);
+  if (abs === 1) return one;
+  const d = abs % 10;
+  const dd = abs % 100;
+  if (d >= 2 && d <= 4 && !(dd >= 12 && dd <= 14)) return few;
+  return many;
+}
+
+export function years(n) {
+  return `${n} ${plural(n, "rok", "lata", "lat")}`;
+}
+
+// A duration in words: "5 min", "3 godz.", "4 dni".
+export function duration(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 90) return `${s} s`;
+  if (s < 90 * 60) return `${Math.round(s / 60)} min`;
+  if (s < 48 * 3600) return `${Math.round(s / 3600)} godz.`;
+  const d = Math.round(s / 86400);
+  return `${d} ${plural(d, "dzień", "dni", "dni")}`;
+}
+
+export function errorText(code, message) {
+  return message || ERRORS[code] || T.unknownError;
+}
