@@ -262,8 +262,14 @@ class LedgerStore:
     # --- opening and closing ----------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: Path, *, terminal: str, readonly: bool = False) -> LedgerStore:
-        """Open (creating it unless readonly) the ledger at ``path``."""
+    async def open(
+        cls, path: Path, *, terminal: str, readonly: bool = False, integrity_check: bool = True
+    ) -> LedgerStore:
+        """Open (creating it unless readonly) the ledger at ``path``.
+
+        ``integrity_check=False`` skips ``PRAGMA quick_check`` at open: for a caller that
+        runs ``check_integrity()`` itself, alongside ``verify()`` on the other core.
+        """
         path = Path(path)
         lock_fd = None if readonly else _take_lock(path)
         conn: aiosqlite.Connection | None = None
@@ -278,7 +284,7 @@ class LedgerStore:
                 target = f"file:{path}"
             try:
                 conn = await aiosqlite.connect(target, uri=True, isolation_level=None)
-                head = await _call(conn, _prepare, path, terminal, readonly)
+                head = await _call(conn, _prepare, path, terminal, readonly, integrity_check)
             except sqlite3.DatabaseError as e:
                 if isinstance(e, sqlite3.OperationalError) and "unable to open" in str(e):
                     raise LedgerError(f"cannot open ledger {path}: {e}") from e
@@ -455,6 +461,17 @@ class LedgerStore:
             if res:
                 return None
 
+    async def check_integrity(self) -> None:
+        """Run ``PRAGMA quick_check`` on a second connection; LedgerCorruptError if bad."""
+        try:
+            conn = await aiosqlite.connect(f"file:{self._path}?mode=ro", uri=True)
+            try:
+                await _call(conn, _quick_check, self._path)
+            finally:
+                await conn.close()
+        except sqlite3.DatabaseError as e:
+            raise LedgerCorruptError(f"ledger {self._path} is damaged: {e}") from e
+
     async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[_Row]:
         rows = await self._guard(self._conn.execute_fetchall(sql, params))
         return [(int(r[0]), str(r[1]), str(r[2]), bytes(r[3])) for r in rows]
@@ -478,7 +495,16 @@ async def _call(conn: aiosqlite.Connection, fn: Callable[..., _T], *args: Any) -
     return await conn._execute(bound)  # type: ignore[no-untyped-call,no-any-return]
 
 
-def _prepare(db: sqlite3.Connection, path: Path, terminal: str, readonly: bool) -> Head:
+def _quick_check(db: sqlite3.Connection, path: Path) -> None:
+    """SQLite's own consistency check of every page and index."""
+    problems = [str(r[0]) for r in db.execute("PRAGMA quick_check").fetchall()]
+    if problems != ["ok"]:
+        raise LedgerCorruptError(f"ledger {path} is damaged: {'; '.join(problems[:3])}")
+
+
+def _prepare(
+    db: sqlite3.Connection, path: Path, terminal: str, readonly: bool, integrity_check: bool
+) -> Head:
     """Set pragmas, check integrity, create the schema; runs in aiosqlite's thread."""
     if not readonly:
         mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -486,9 +512,8 @@ def _prepare(db: sqlite3.Connection, path: Path, terminal: str, readonly: bool) 
             raise LedgerError(f"ledger {path}: cannot switch to WAL (journal_mode={mode})")
     db.execute("PRAGMA synchronous=FULL")
     db.execute("PRAGMA foreign_keys=ON")
-    problems = [str(r[0]) for r in db.execute("PRAGMA quick_check").fetchall()]
-    if problems != ["ok"]:
-        raise LedgerCorruptError(f"ledger {path} is damaged: {'; '.join(problems[:3])}")
+    if integrity_check:
+        _quick_check(db, path)
     version = int(db.execute("PRAGMA user_version").fetchone()[0])
     if readonly:
         if version != SCHEMA_VERSION:
@@ -558,5 +583,5 @@ def _check_draft(draft: Draft) -> None:
     try:
         _draft_builtins_decoder.decode(msgspec.json.encode(draft))
         parse_ts(draft.ts)
-    except (msgspec.ValidationError, msgspec.DecodeError, ValueError, TypeError) as e:
+    except (msgspec.MsgspecError, ValueError, TypeError, OverflowError) as e:
         raise LedgerError(f"invalid ledger draft: {e}") from e

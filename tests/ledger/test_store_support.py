@@ -37,8 +37,17 @@ def raw(path: Path) -> sqlite3.Connection:
 
 
 def untamper_guard(path: Path) -> None:
-    """Drop the append-only triggers and the sale_id index, as a tamperer would."""
+    """Strip the append-only triggers and the derived sale_id column, as a tamperer would.
+
+    SQLite evaluates the generated column on every UPDATE (malformed JSON would be
+    refused), so the table is rebuilt as plain columns holding the same rows.
+    """
     with raw(path) as db:
-        db.execute("DROP TRIGGER entries_no_update")
-        db.execute("DROP TRIGGER entries_no_delete")
-        db.execute("DROP INDEX entries_sale_id")
+        db.execute("BEGIN")
+        db.execute(
+            "CREATE TABLE plain (seq INTEGER PRIMARY KEY, prev_hash TEXT, hash TEXT, body BLOB)"
+        )
+        db.execute("INSERT INTO plain SELECT seq, prev_hash, hash, body FROM entries")
+        db.execute("DROP TABLE entries")
+        db.execute("ALTER TABLE plain RENAME TO entries")
+        db.execute("COMMIT")
