@@ -1,0 +1,37 @@
+"""The reference city server (`kartapos central`): receives entries, serves cards and rules."""
+
+from __future__ import annotations
+
+from sync.central.admin import (
+    AdminError,
+    enrol,
+    list_heads,
+    load_cards,
+    load_rules,
+    seed_demo,
+    set_card_status,
+)
+from sync.central.app import CentralServer, Middleware, build_app
+from sync.central.db import AppendOutcome, CentralDB, CentralError, TerminalRow
+from sync.central.demo_data import DEMO_CASHIER_PINS, DEMO_PARTNER, DEMO_TERMINAL, demo_number
+
+__all__ = [
+    "DEMO_CASHIER_PINS",
+    "DEMO_PARTNER",
+    "DEMO_TERMINAL",
+    "AdminError",
+    "AppendOutcome",
+    "CentralDB",
+    "CentralError",
+    "CentralServer",
+    "Middleware",
+    "TerminalRow",
+    "build_app",
+    "demo_number",
+    "enrol",
+    "list_heads",
+    "load_cards",
+    "load_rules",
+    "seed_demo",
+    "set_card_status",
+]

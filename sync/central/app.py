@@ -1,0 +1,360 @@
+"""The reference city server's HTTP API (DESIGN section 7, CONTRACT), on aiohttp."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Final, NoReturn, Self
+
+import structlog
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Handler, Middleware
+
+from config.schema import CentralConfig, parse_listen
+from ledger.canonical import canonical
+from ledger.clock import Clock, SystemClock
+from sync.central.db import CentralDB, TerminalRow
+from sync.central.verify import BatchRejected, check_signature, verify_chain_of
+from sync.wire import NDJSON, Head, UploadError, UploadOk, WireError, decode_upload, encode
+
+log = structlog.get_logger()
+
+
+DB_KEY: Final = web.AppKey("db", CentralDB)
+CFG_KEY: Final = web.AppKey("cfg", CentralConfig)
+WRITE_LOCK_KEY: Final = web.AppKey("write_lock", asyncio.Lock)
+
+_ACCEPTED_ENCODINGS = frozenset({"", "identity", "gzip", "deflate"})
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_encoding",
+}
+
+
+class Reply(Exception):
+    """Stop handling and answer with this JSON error."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        message: str = "",
+        *,
+        head: Head | None = None,
+        seq: int | None = None,
+        headers: dict[str, str] | None = None,
+        close: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.close = close  # the body was not read to its end: drop the connection
+        self.status = status
+        self.body = UploadError(error=error, head=head, message=message, seq=seq)
+        self.headers = headers or {}
+
+
+def _json(obj: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=encode(obj), status=status, content_type="application/json", headers=headers
+    )
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error is a JSON ``{"error", "message"}``; unexpected ones are logged once."""
+    try:
+        return await handler(request)
+    except Reply as r:
+        resp = _json(r.body, r.status, r.headers)
+        if r.close:
+            resp.force_close()
+        return resp
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        code = _HTTP_CODES.get(e.status, "internal" if e.status >= 500 else "bad_request")
+        hdrs = {"Allow": e.headers["Allow"]} if "Allow" in e.headers else None
+        return _json(UploadError(error=code, message=e.reason), e.status, hdrs)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("central_request_failed", path=request.path, method=request.method)
+        return _json(UploadError(error="internal", message="internal server error"), 500)
+
+
+# --- auth -------------------------------------------------------------------------------
+
+
+async def _authenticate(request: web.Request) -> TerminalRow:
+    auth = request.headers.get("Authorization", "")
+    scheme, _, token = auth.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Reply(
+            401,
+            "unauthorized",
+            "missing bearer token",
+            headers={"WWW-Authenticate": 'Bearer realm="kartapos"'},
+        )
+    row = await request.app[DB_KEY].terminal_by_token(token)
+    if row is None:
+        raise Reply(
+            401,
+            "unauthorized",
+            "unknown token",
+            headers={"WWW-Authenticate": 'Bearer realm="kartapos", error="invalid_token"'},
+        )
+    return row
+
+
+async def _terminal_itself(request: web.Request) -> TerminalRow:
+    row = await _authenticate(request)
+    if row.id != request.match_info["tid"]:
+        raise Reply(403, "forbidden", "this token belongs to another terminal")
+    return row
+
+
+# --- handlers ---------------------------------------------------------------------------
+
+
+async def health(_request: web.Request) -> web.Response:
+    return _json({"status": "ok"})
+
+
+async def get_head(request: web.Request) -> web.Response:
+    row = await _terminal_itself(request)
+    return _json(row.head)
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The (decompressed) request body, refused with 413 past ``limit`` bytes."""
+    enc = request.headers.get("Content-Encoding", "").strip().lower()
+    if enc not in _ACCEPTED_ENCODINGS:
+        raise Reply(
+            415, "unsupported_encoding", f"Content-Encoding {enc!r} is not accepted", close=True
+        )
+    if request.content_length is not None and request.content_length > limit:
+        raise Reply(413, "too_large", f"request body over {limit} bytes", close=True)
+    buf = bytearray()
+    try:
+        async for chunk in request.content.iter_chunked(1 << 16):
+            buf += chunk
+            if len(buf) > limit:
+                raise Reply(413, "too_large", f"request body over {limit} bytes", close=True)
+    except (HttpProcessingError, web.RequestPayloadError) as e:
+        reason = str(e).replace("\n", " ")
+        raise Reply(
+            400, "bad_request", f"request body cannot be read: {reason}", close=True
+        ) from None
+    return bytes(buf)
+
+
+def _refuse_with_head(e: BatchRejected, head: Head) -> NoReturn:
+    raise Reply(e.status, e.error, e.message, head=head, seq=e.seq)
+
+
+async def post_entries(request: web.Request) -> web.Response:
+    row = await _terminal_itself(request)
+    db, cfg = request.app[DB_KEY], request.app[CFG_KEY]
+    tid = row.id
+    bound = log.bind(terminal=tid)
+    data = await _read_body(request, cfg.central.max_body_bytes)
+    try:
+        batch = decode_upload(data)
+    except WireError as e:
+        raise Reply(400, "bad_request", str(e), head=row.head) from None
+    try:
+        # CPU work (a sha256 and a canonical encoding per entry) off the event loop.
+        verified = await asyncio.to_thread(verify_chain_of, tid, batch.entries)
+        enrolled = row.public_key
+        if enrolled is None and cfg.central.trust_on_first_use:
+            check_signature(tid, batch, verified)
+            enrolled = await db.trust_key(tid, batch.public_key)
+        if enrolled is None:
+            raise BatchRejected(422, "unknown_key", "no public key is enrolled for this terminal")
+        if batch.public_key != enrolled:
+            raise BatchRejected(
+                422, "unknown_key", "the batch's public key is not the one enrolled"
+            )
+        check_signature(tid, batch, verified)
+    except BatchRejected as e:
+        bound.warning("upload_refused", error=e.error, reason=e.message, seq=e.seq, status=e.status)
+        _refuse_with_head(e, row.head)
+    async with request.app[WRITE_LOCK_KEY]:
+        outcome = await db.append(tid, row.partner_id, verified)
+    if outcome.kind == "gap":
+        bound.info("upload_gap", first_seq=verified.first_seq, head_seq=outcome.head.seq)
+        raise Reply(
+            409,
+            "gap",
+            f"batch starts at {verified.first_seq}, server head is {outcome.head.seq}",
+            head=outcome.head,
+        )
+    if outcome.kind == "fork":
+        bound.error("upload_fork", seq=outcome.seq, head_seq=outcome.head.seq)
+        raise Reply(
+            409,
+            "fork",
+            f"entry {outcome.seq} differs from the one the server holds",
+            head=outcome.head,
+            seq=outcome.seq,
+        )
+    bound.info(
+        "upload_ok" if outcome.kind == "appended" else "upload_replay",
+        first_seq=verified.first_seq,
+        last_seq=verified.last_seq,
+        appended=outcome.appended,
+        head_seq=outcome.head.seq,
+    )
+    return _json(UploadOk(head=outcome.head))
+
+
+async def get_cards(request: web.Request) -> web.StreamResponse:
+    await _authenticate(request)
+    since_text = request.query.get("since")
+    since: int | None = None
+    if since_text not in (None, ""):
+        try:
+            since = int(since_text)
+        except ValueError:
+            raise Reply(400, "bad_request", "since must be an integer version") from None
+    db = request.app[DB_KEY]
+    resp = web.StreamResponse(headers={"Content-Type": NDJSON, "Cache-Control": "no-store"})
+    resp.enable_compression()
+    feed = db.card_feed(since)
+    async with contextlib.aclosing(feed):
+        first = await anext(feed)  # the header: read before the status line goes out
+        await resp.prepare(request)
+        try:
+            await resp.write(first)
+            async for chunk in feed:
+                await resp.write(chunk)
+            await resp.write_eof()
+        except ConnectionError:
+            log.info("cards_feed_client_gone")
+    return resp
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    tags = [t.strip() for t in header.split(",")]
+    return "*" in tags or etag in tags or f"W/{etag}" in tags
+
+
+async def get_rules(request: web.Request) -> web.Response:
+    row = await _authenticate(request)
+    pid = request.match_info["pid"]
+    if row.partner_id != pid:
+        raise Reply(403, "forbidden", "this terminal is enrolled for another partner")
+    rules = await request.app[DB_KEY].rules(pid)
+    if rules is None:
+        raise Reply(404, "not_found", f"no rules for partner {pid}")
+    body = canonical(rules)
+    etag = _etag(body)
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if _etag_matches(request.headers.get("If-None-Match"), etag):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, content_type="application/json", headers=headers)
+
+
+def build_app(
+    db: CentralDB, cfg: CentralConfig, *, middlewares: Sequence[Middleware] = ()
+) -> web.Application:
+    """The aiohttp application; extra middlewares run inside the JSON error layer."""
+    app = web.Application(
+        middlewares=[errors_as_json, *middlewares],
+        client_max_size=cfg.central.max_body_bytes,
+    )
+    app[DB_KEY] = db
+    app[CFG_KEY] = cfg
+    app[WRITE_LOCK_KEY] = asyncio.Lock()
+    app.router.add_get("/v1/health", health)
+    app.router.add_get("/v1/terminals/{tid}/head", get_head)
+    app.router.add_post("/v1/terminals/{tid}/entries", post_entries)
+    app.router.add_get("/v1/cards", get_cards)
+    app.router.add_get("/v1/partners/{pid}/rules", get_rules)
+    return app
+
+
+class CentralServer:
+    """The reference city server, in-process: ``async with CentralServer(cfg) as s: s.url``."""
+
+    def __init__(
+        self,
+        cfg: CentralConfig,
+        *,
+        clock: Clock | None = None,
+        middlewares: Sequence[Middleware] = (),
+        port: int | None = None,
+    ) -> None:
+        """``port`` overrides the configured one (0: any free port, for tests)."""
+        self.cfg = cfg
+        self._port = port
+        self._clock = clock or SystemClock()
+        self._middlewares = tuple(middlewares)
+        self._runner: web.AppRunner | None = None
+        self._db: CentralDB | None = None
+        self.url = ""
+
+    @property
+    def db(self) -> CentralDB:
+        if self._db is None:
+            raise RuntimeError("the server is not started")
+        return self._db
+
+    async def start(self) -> None:
+        from sync.central.demo_data import seed_demo_into
+
+        c = self.cfg.central
+        host, port = parse_listen(c.listen)
+        if self._port is not None:
+            port = self._port
+        self._db = await CentralDB.open(Path(c.database), self._clock)
+        try:
+            if c.seed_demo:
+                await seed_demo_into(self._db)
+            app = build_app(self._db, self.cfg, middlewares=self._middlewares)
+            self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+            await self._runner.setup()
+            await web.TCPSite(self._runner, host, port).start()
+        except BaseException:
+            await self.stop()
+            raise
+        bound_port = self._runner.addresses[0][1]
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{bound_port}"
+        log.info("central_listening", url=self.url, database=str(c.database))
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+
+__all__ = ["CentralServer", "Middleware", "build_app"]

@@ -1,0 +1,621 @@
+"""The reference city server's database: SQLite via aiosqlite, WAL, synchronous=FULL.
+
+Each operation is one transaction that runs in aiosqlite's thread in one hop, so a
+batch is appended (entries, head, card balances, benefit users, card list version)
+atomically or not at all. The card feed reads a snapshot on a connection of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import sqlite3
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Literal, Self, TypeVar
+
+import aiosqlite
+import msgspec
+import structlog
+
+from ledger.canonical import canonical
+from ledger.clock import Clock, SystemClock, format_ts
+from ledger.domain import CardRecord, CardRemoved, CardStatus, Rules
+from ledger.entry import GENESIS_HASH, Entry, EntryKind
+from sync.central.verify import VerifiedBatch
+from sync.wire import CardsEnd, CardsHeader, Head, encode_line
+
+log = structlog.get_logger()
+
+_T = TypeVar("_T")
+
+SCHEMA_VERSION: Final = 1
+FEED_CHUNK: Final = 2000
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('schema', @SCHEMA@), ('cards_version', 0),
+    ('delta_floor', 0), ('demo_seeded', 0);
+CREATE TABLE IF NOT EXISTS terminals (
+    id             TEXT PRIMARY KEY,
+    partner_id     TEXT NOT NULL,
+    token_sha256   TEXT NOT NULL UNIQUE,
+    public_key     TEXT,
+    head_seq       INTEGER NOT NULL DEFAULT 0,
+    head_hash      TEXT NOT NULL DEFAULT '@GENESIS@',
+    enrolled_at    TEXT NOT NULL,
+    last_upload_at TEXT
+);
+CREATE TABLE IF NOT EXISTS entries (
+    terminal    TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    hash        TEXT NOT NULL,
+    body        BLOB NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (terminal, seq)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
+    BEGIN SELECT RAISE(ABORT, 'entries are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
+    BEGIN SELECT RAISE(ABORT, 'entries are append-only'); END;
+CREATE TABLE IF NOT EXISTS cards (
+    number       TEXT PRIMARY KEY,
+    body         BLOB NOT NULL,
+    points       INTEGER NOT NULL DEFAULT 0,
+    points_as_of TEXT,
+    version      INTEGER NOT NULL,
+    removed      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS cards_by_version ON cards (version);
+CREATE TABLE IF NOT EXISTS partners (
+    id         TEXT PRIMARY KEY,
+    rules      BLOB NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS benefit_uses (
+    partner_id TEXT NOT NULL,
+    benefit_id TEXT NOT NULL,
+    card       TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    PRIMARY KEY (partner_id, benefit_id, card)
+) WITHOUT ROWID;
+""".replace("@SCHEMA@", str(SCHEMA_VERSION)).replace("@GENESIS@", GENESIS_HASH)
+
+
+class CentralError(Exception):
+    """The city server's database cannot do what was asked; ``str()`` is one line."""
+
+
+@dataclass(frozen=True)
+class TerminalRow:
+    id: str
+    partner_id: str
+    public_key: str | None
+    head: Head
+    enrolled_at: str
+    last_upload_at: str | None
+
+
+@dataclass(frozen=True)
+class AppendOutcome:
+    """What an upload did: appended, a replay, or refused as a gap or a fork."""
+
+    kind: Literal["appended", "replay", "gap", "fork"]
+    head: Head
+    appended: int = 0
+    seq: int | None = None  # fork: the first seq whose hash differs
+
+
+def token_digest(token: str) -> str:
+    """Tokens are stored only as their sha256."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+_T_SELECT = (
+    "SELECT id, partner_id, public_key, head_seq, head_hash, enrolled_at, last_upload_at"
+    " FROM terminals"
+)
+
+
+def _terminal_row(r: tuple[Any, ...] | None) -> TerminalRow | None:
+    if r is None:
+        return None
+    return TerminalRow(
+        id=r[0],
+        partner_id=r[1],
+        public_key=r[2],
+        head=Head(seq=r[3], hash=r[4]),
+        enrolled_at=r[5],
+        last_upload_at=r[6],
+    )
+
+
+_card_encoder = msgspec.json.Encoder()
+_rules_decoder = msgspec.json.Decoder(Rules)
+
+
+def card_body(card: CardRecord) -> bytes:
+    """A card's feed line without its balance (points are kept in their own columns)."""
+    d = msgspec.to_builtins(card)
+    d.pop("points", None)
+    d.pop("points_as_of", None)
+    return _card_encoder.encode(d)
+
+
+def _card_line(body: bytes, points: int, as_of: str | None) -> bytes:
+    tail = b'"' + as_of.encode("ascii") + b'"' if as_of else b"null"
+    return b"".join(
+        (body[:-1], b',"points":', str(points).encode("ascii"), b',"points_as_of":', tail, b"}\n")
+    )
+
+
+def _removed_line(number: str) -> bytes:
+    return encode_line(CardRemoved(number=number, removed=True))
+
+
+def _bump_version(db: sqlite3.Connection) -> int:
+    row = db.execute(
+        "UPDATE meta SET value = value + 1 WHERE key = 'cards_version' RETURNING value"
+    ).fetchone()
+    return int(row[0])
+
+
+def _meta(db: sqlite3.Connection, key: str) -> int:
+    return int(db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
+
+
+def _tx(db: sqlite3.Connection, fn: Callable[[], _T]) -> _T:
+    """Run ``fn`` inside BEGIN IMMEDIATE ... COMMIT; roll back on any error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn()
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return result
+
+
+def _prepare(db: sqlite3.Connection) -> None:
+    mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise CentralError(f"database cannot use WAL (journal_mode={mode})")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA busy_timeout=10000")
+    db.executescript(_SCHEMA)
+    version = _meta(db, "schema")
+    if version != SCHEMA_VERSION:
+        raise CentralError(f"database schema {version}, this server knows {SCHEMA_VERSION}")
+
+
+async def _call(conn: aiosqlite.Connection, fn: Callable[..., _T], *args: Any) -> _T:
+    """Run ``fn(raw_sqlite3_connection, *args)`` in aiosqlite's thread: one hop."""
+
+    def bound() -> _T:
+        raw: sqlite3.Connection = conn._conn
+        return fn(raw, *args)
+
+    return await conn._execute(bound)  # type: ignore[no-untyped-call,no-any-return]
+
+
+class CentralDB:
+    """The server's state: terminals, received entries, cards, partners' rules."""
+
+    def __init__(self, path: Path, conn: aiosqlite.Connection, clock: Clock) -> None:
+        self.path = path
+        self._conn = conn
+        self._clock = clock
+
+    @classmethod
+    async def open(cls, path: Path | str, clock: Clock | None = None) -> CentralDB:
+        """Open (creating it) the database at ``path``."""
+        p = Path(path)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            conn = await aiosqlite.connect(p, isolation_level=None)
+        except (OSError, sqlite3.Error) as e:
+            raise CentralError(f"cannot open database {p}: {e}") from e
+        try:
+            await _call(conn, _prepare)
+        except sqlite3.Error as e:
+            await conn.close()
+            raise CentralError(f"database {p} is not usable: {e}") from e
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(p, conn, clock or SystemClock())
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    def _now(self) -> str:
+        return format_ts(self._clock.now())
+
+    # --- terminals -------------------------------------------------------------------
+
+    async def enrol(
+        self, terminal_id: str, partner_id: str, token: str, public_key_b64: str | None
+    ) -> None:
+        """Enrol (or re-enrol) a terminal; a None key keeps the one enrolled before."""
+        now, digest = self._now(), token_digest(token)
+
+        def work(db: sqlite3.Connection) -> None:
+            def body() -> None:
+                other = db.execute(
+                    "SELECT id FROM terminals WHERE token_sha256 = ? AND id != ?",
+                    (digest, terminal_id),
+                ).fetchone()
+                if other:
+                    raise CentralError(f"this token is already used by terminal {other[0]}")
+                db.execute(
+                    "INSERT INTO terminals (id, partner_id, token_sha256, public_key, enrolled_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                    " partner_id = excluded.partner_id, token_sha256 = excluded.token_sha256,"
+                    " public_key = coalesce(excluded.public_key, public_key)",
+                    (terminal_id, partner_id, digest, public_key_b64, now),
+                )
+
+            _tx(db, body)
+
+        await _call(self._conn, work)
+        log.info("terminal_enrolled", terminal=terminal_id, partner=partner_id)
+
+    async def terminal(self, terminal_id: str) -> TerminalRow | None:
+        def work(db: sqlite3.Connection) -> TerminalRow | None:
+            return _terminal_row(db.execute(_T_SELECT + " WHERE id = ?", (terminal_id,)).fetchone())
+
+        return await _call(self._conn, work)
+
+    async def terminal_by_token(self, token: str) -> TerminalRow | None:
+        digest = token_digest(token)
+
+        def work(db: sqlite3.Connection) -> TerminalRow | None:
+            return _terminal_row(
+                db.execute(_T_SELECT + " WHERE token_sha256 = ?", (digest,)).fetchone()
+            )
+
+        return await _call(self._conn, work)
+
+    async def heads(self) -> list[TerminalRow]:
+        def work(db: sqlite3.Connection) -> list[TerminalRow]:
+            rows = db.execute(_T_SELECT + " ORDER BY id").fetchall()
+            return [r for r in map(_terminal_row, rows) if r is not None]
+
+        return await _call(self._conn, work)
+
+    async def trust_key(self, terminal_id: str, public_key_b64: str) -> str | None:
+        """Trust-on-first-use: store the key if none is enrolled; return the enrolled key."""
+
+        def work(db: sqlite3.Connection) -> str | None:
+            def body() -> str | None:
+                db.execute(
+                    "UPDATE terminals SET public_key = ? WHERE id = ? AND public_key IS NULL",
+                    (public_key_b64, terminal_id),
+                )
+                row = db.execute(
+                    "SELECT public_key FROM terminals WHERE id = ?", (terminal_id,)
+                ).fetchone()
+                return None if row is None else row[0]
+
+            return _tx(db, body)
+
+        key = await _call(self._conn, work)
+        if key == public_key_b64:
+            log.warning("terminal_key_trusted_on_first_use", terminal=terminal_id)
+        return key
+
+    async def entry_count(self, terminal_id: str) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            row = db.execute(
+                "SELECT count(*) FROM entries WHERE terminal = ?", (terminal_id,)
+            ).fetchone()
+            return int(row[0])
+
+        return await _call(self._conn, work)
+
+    async def entries(self, terminal_id: str, after_seq: int = 0) -> list[dict[str, Any]]:
+        """Received entries of a terminal, as received (raw objects)."""
+
+        def work(db: sqlite3.Connection) -> list[bytes]:
+            rows = db.execute(
+                "SELECT body FROM entries WHERE terminal = ? AND seq > ? ORDER BY seq",
+                (terminal_id, after_seq),
+            ).fetchall()
+            return [r[0] for r in rows]
+
+        return [msgspec.json.decode(b) for b in await _call(self._conn, work)]
+
+    # --- uploads ---------------------------------------------------------------------
+
+    async def append(
+        self, terminal_id: str, partner_id: str, batch: VerifiedBatch
+    ) -> AppendOutcome:
+        """Append a verified batch if it extends the head; classify replay / gap / fork."""
+        now = self._now()
+        return await _call(self._conn, _append_tx, terminal_id, partner_id, batch, now)
+
+    # --- cards -----------------------------------------------------------------------
+
+    async def cards_version(self) -> int:
+        return await _call(self._conn, _meta, "cards_version")
+
+    async def upsert_cards(
+        self,
+        items: Sequence[CardRecord | CardRemoved],
+        *,
+        points_given: frozenset[str] = frozenset(),
+    ) -> int:
+        """Add, change or remove cards in one transaction; returns the new list version.
+
+        A card's balance is replaced only when its number is in ``points_given`` (an
+        import that carries balances); otherwise the server's balance is kept.
+        """
+        now = self._now()
+
+        def work(db: sqlite3.Connection) -> int:
+            def body() -> int:
+                version = _bump_version(db)
+                for item in items:
+                    if isinstance(item, CardRemoved):
+                        db.execute(
+                            "UPDATE cards SET removed = 1, version = ?"
+                            " WHERE number = ? AND removed = 0",
+                            (version, item.number),
+                        )
+                        continue
+                    given = item.number in points_given
+                    db.execute(
+                        "INSERT INTO cards (number, body, points, points_as_of, version)"
+                        " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (number) DO UPDATE SET"
+                        " body = excluded.body, removed = 0, version = excluded.version,"
+                        " points = CASE WHEN ?6 THEN excluded.points ELSE points END,"
+                        " points_as_of = CASE WHEN ?6 THEN excluded.points_as_of"
+                        " ELSE points_as_of END"
+                        " WHERE body IS NOT excluded.body OR removed = 1"
+                        " OR (?6 AND points IS NOT excluded.points)",
+                        (
+                            item.number,
+                            card_body(item),
+                            item.points if given else 0,
+                            now if given else None,
+                            version,
+                            given,
+                        ),
+                    )
+                return version
+
+            return _tx(db, body)
+
+        return await _call(self._conn, work)
+
+    async def set_card_status(self, number: str, status: CardStatus) -> bool:
+        """Change a card's status (block, unblock...); False when the card is unknown."""
+
+        def work(db: sqlite3.Connection) -> bool:
+            def body() -> bool:
+                row = db.execute(
+                    "SELECT body FROM cards WHERE number = ? AND removed = 0", (number,)
+                ).fetchone()
+                if row is None:
+                    return False
+                d = msgspec.json.decode(row[0])
+                if d.get("status") == status.value:
+                    return True
+                d["status"] = status.value
+                version = _bump_version(db)
+                db.execute(
+                    "UPDATE cards SET body = ?, version = ? WHERE number = ?",
+                    (_card_encoder.encode(d), version, number),
+                )
+                return True
+
+            return _tx(db, body)
+
+        return await _call(self._conn, work)
+
+    async def card(self, number: str) -> CardRecord | None:
+        def work(db: sqlite3.Connection) -> bytes | None:
+            row = db.execute(
+                "SELECT body, points, points_as_of FROM cards WHERE number = ? AND removed = 0",
+                (number,),
+            ).fetchone()
+            return None if row is None else _card_line(row[0], row[1], row[2])
+
+        line = await _call(self._conn, work)
+        return None if line is None else msgspec.json.decode(line, type=CardRecord)
+
+    async def card_feed(self, since: int | None) -> AsyncGenerator[bytes, None]:
+        """NDJSON chunks of the card feed: header, cards (full) or changes (delta), end."""
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            header, cursor = await _call(conn, _feed_start, since)
+            yield encode_line(header)
+            count = 0
+            while True:
+                chunk, n = await _call(conn, _feed_chunk, cursor, header.full)
+                if not n:
+                    break
+                count += n
+                yield chunk
+            yield encode_line(CardsEnd(end=True, count=count))
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                await conn.execute("ROLLBACK")
+            await conn.close()
+
+    # --- partners --------------------------------------------------------------------
+
+    async def load_rules(self, partner_id: str, rules: Rules) -> None:
+        """Store a partner's rules document (its benefits' persons_used is the base count)."""
+        now = self._now()
+        doc = canonical(rules)
+
+        def work(db: sqlite3.Connection) -> None:
+            _tx(
+                db,
+                lambda: db.execute(
+                    "INSERT INTO partners (id, rules, updated_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (id) DO UPDATE SET rules = excluded.rules,"
+                    " updated_at = excluded.updated_at",
+                    (partner_id, doc, now),
+                ),
+            )
+
+        await _call(self._conn, work)
+
+    async def rules(self, partner_id: str) -> Rules | None:
+        """The partner's rules as served: persons_used = base + residents counted here."""
+        return await _call(self._conn, _rules_tx, partner_id)
+
+    async def partners(self) -> list[str]:
+        def work(db: sqlite3.Connection) -> list[str]:
+            return [r[0] for r in db.execute("SELECT id FROM partners ORDER BY id")]
+
+        return await _call(self._conn, work)
+
+    async def meta(self, key: str) -> int:
+        return await _call(self._conn, _meta, key)
+
+    async def set_meta(self, key: str, value: int) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+        await _call(self._conn, work)
+
+
+# --- work run in aiosqlite's thread ----------------------------------------------------
+
+
+def _append_tx(
+    db: sqlite3.Connection, tid: str, partner_id: str, b: VerifiedBatch, now: str
+) -> AppendOutcome:
+    def body() -> AppendOutcome:
+        row = db.execute("SELECT head_seq, head_hash FROM terminals WHERE id = ?", (tid,))
+        found = row.fetchone()
+        if found is None:
+            raise CentralError(f"terminal {tid} is not enrolled")
+        head = Head(seq=found[0], hash=found[1])
+        if b.first_seq > head.seq + 1:
+            return AppendOutcome(kind="gap", head=head)
+        start = 0
+        if b.first_seq <= head.seq:
+            hi = min(b.last_seq, head.seq)
+            held = db.execute(
+                "SELECT seq, hash FROM entries WHERE terminal = ? AND seq BETWEEN ? AND ?"
+                " ORDER BY seq",
+                (tid, b.first_seq, hi),
+            ).fetchall()
+            for i, seq in enumerate(range(b.first_seq, hi + 1)):
+                if i >= len(held) or held[i][0] != seq or held[i][1] != b.hashes[i]:
+                    return AppendOutcome(kind="fork", head=head, seq=seq)
+            start = hi - b.first_seq + 1
+        elif b.first_prev_hash != head.hash:
+            return AppendOutcome(kind="fork", head=head, seq=b.first_seq)
+        if start == len(b.entries):
+            return AppendOutcome(kind="replay", head=head)
+        idx = range(start, len(b.entries))
+        db.executemany(
+            "INSERT INTO entries (terminal, seq, hash, body, received_at) VALUES (?, ?, ?, ?, ?)",
+            ((tid, b.entries[i].seq, b.hashes[i], b.bodies[i], now) for i in idx),
+        )
+        new_head = Head(seq=b.last_seq, hash=b.hashes[-1])
+        db.execute(
+            "UPDATE terminals SET head_seq = ?, head_hash = ?, last_upload_at = ? WHERE id = ?",
+            (new_head.seq, new_head.hash, now, tid),
+        )
+        _apply_effects(db, partner_id, (b.entries[i] for i in idx), now)
+        return AppendOutcome(kind="appended", head=new_head, appended=len(idx))
+
+    return _tx(db, body)
+
+
+def _apply_effects(
+    db: sqlite3.Connection, partner_id: str, entries: Iterable[Entry], now: str
+) -> None:
+    """Card balances and the benefits' distinct residents, from newly received entries."""
+    deltas: dict[str, int] = {}
+    uses: set[tuple[str, str]] = set()
+    for e in entries:
+        if e.card is None:
+            continue
+        deltas[e.card] = deltas.get(e.card, 0) + e.points_earned - e.points_redeemed
+        if e.kind == EntryKind.SALE:
+            uses.update((bid, e.card) for bid in e.benefits)
+    changed = [(d, card) for card, d in deltas.items() if d]
+    if changed:
+        version = _bump_version(db)
+        db.executemany(
+            "UPDATE cards SET points = points + ?, points_as_of = ?, version = ?"
+            " WHERE number = ? AND removed = 0",
+            ((d, now, version, card) for d, card in changed),
+        )
+    if uses:
+        db.executemany(
+            "INSERT OR IGNORE INTO benefit_uses (partner_id, benefit_id, card, first_seen)"
+            " VALUES (?, ?, ?, ?)",
+            ((partner_id, bid, card, now) for bid, card in uses),
+        )
+
+
+def _rules_tx(db: sqlite3.Connection, partner_id: str) -> Rules | None:
+    row = db.execute("SELECT rules FROM partners WHERE id = ?", (partner_id,)).fetchone()
+    if row is None:
+        return None
+    rules = _rules_decoder.decode(row[0])
+    counts = dict(
+        db.execute(
+            "SELECT benefit_id, count(*) FROM benefit_uses WHERE partner_id = ?"
+            " GROUP BY benefit_id",
+            (partner_id,),
+        ).fetchall()
+    )
+    if not counts:
+        return rules
+    benefits = tuple(
+        msgspec.structs.replace(b, persons_used=b.persons_used + counts.get(b.id, 0))
+        for b in rules.benefits
+    )
+    return msgspec.structs.replace(rules, benefits=benefits)
+
+
+def _feed_start(db: sqlite3.Connection, since: int | None) -> tuple[CardsHeader, sqlite3.Cursor]:
+    db.execute("BEGIN")  # one snapshot for the header's version and every line
+    version = _meta(db, "cards_version")
+    floor = _meta(db, "delta_floor")
+    full = since is None or since <= floor or since > version
+    if full:
+        cur = db.execute(
+            "SELECT number, body, points, points_as_of, 0 FROM cards WHERE removed = 0"
+            " ORDER BY number"
+        )
+    else:
+        cur = db.execute(
+            "SELECT number, body, points, points_as_of, removed FROM cards WHERE version > ?"
+            " ORDER BY version, number",
+            (since,),
+        )
+    return CardsHeader(version=version, full=full), cur
+
+
+def _feed_chunk(_db: sqlite3.Connection, cur: sqlite3.Cursor, full: bool) -> tuple[bytes, int]:
+    rows = cur.fetchmany(FEED_CHUNK)
+    lines = [
+        _removed_line(number) if removed else _card_line(body, points, as_of)
+        for number, body, points, as_of, removed in rows
+    ]
+    return b"".join(lines), len(lines)

@@ -1,0 +1,121 @@
+"""Checks of an uploaded batch that need no database: shape, every hash, the signature.
+
+Every hash is computed over the raw object received (minus "hash" and "prev_hash",
+canonical JSON), never over a re-encoded struct, so fields this server does not know
+are covered as the terminal hashed them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from ledger.canonical import canonical
+from ledger.entry import Entry, chain_hash
+from sync.wire import RawUploadBatch, verify_batch_signature
+
+_HEX = frozenset("0123456789abcdef")
+
+
+class BatchRejected(Exception):
+    """The batch cannot be stored: ``status`` (400/422), ``error`` code, message, seq."""
+
+    def __init__(self, status: int, error: str, message: str, seq: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.seq = seq
+
+
+@dataclass(frozen=True)
+class VerifiedBatch:
+    """A batch whose entries chain to each other and whose hashes verify."""
+
+    entries: list[Entry]
+    hashes: list[str]
+    bodies: list[bytes]  # each entry as received, canonical JSON, for storage
+    first_seq: int
+    first_prev_hash: str
+    last_seq: int
+
+
+def _is_hash(v: object) -> bool:
+    return isinstance(v, str) and len(v) == 64 and _HEX.issuperset(v)
+
+
+def _has_float(v: object) -> bool:
+    if isinstance(v, float):
+        return True
+    if isinstance(v, dict):
+        return any(_has_float(x) for x in v.values())
+    if isinstance(v, list):
+        return any(_has_float(x) for x in v)
+    return False
+
+
+def verify_chain_of(terminal_id: str, raws: list[dict[str, Any]]) -> VerifiedBatch:
+    """Check every entry's shape, terminal, seq continuity, prev_hash link and hash."""
+    if not raws:
+        raise BatchRejected(400, "bad_request", "the batch has no entries")
+    entries: list[Entry] = []
+    hashes: list[str] = []
+    bodies: list[bytes] = []
+    prev: str | None = None
+    expect_seq: int | None = None
+    for raw in raws:
+        seq = raw.get("seq")
+        where = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+        try:
+            e = msgspec.convert(raw, Entry, strict=True)
+        except msgspec.ValidationError as err:
+            msg = f"entry is not a ledger entry: {err}"
+            raise BatchRejected(422, "bad_entry", msg, where) from None
+        if e.seq < 1:
+            raise BatchRejected(422, "bad_entry", "seq must be 1 or more", e.seq)
+        if e.terminal != terminal_id:
+            raise BatchRejected(
+                422,
+                "bad_entry",
+                f"entry of terminal {e.terminal!r} in a batch of {terminal_id}",
+                e.seq,
+            )
+        if _has_float(raw):
+            raise BatchRejected(
+                422, "bad_entry", "entries carry integers only, never floats", e.seq
+            )
+        if expect_seq is not None and e.seq != expect_seq:
+            raise BatchRejected(422, "bad_hash", f"expected seq {expect_seq}, found {e.seq}", e.seq)
+        if not _is_hash(e.prev_hash) or not _is_hash(e.hash):
+            raise BatchRejected(422, "bad_hash", "hash and prev_hash must be 64 hex digits", e.seq)
+        if prev is not None and e.prev_hash != prev:
+            raise BatchRejected(
+                422, "bad_hash", "prev_hash does not link to the entry before", e.seq
+            )
+        body = dict(raw)
+        body.pop("hash")
+        body.pop("prev_hash")
+        if chain_hash(e.prev_hash, canonical(body)) != e.hash:
+            raise BatchRejected(422, "bad_hash", "hash does not match the entry's content", e.seq)
+        entries.append(e)
+        hashes.append(e.hash)
+        bodies.append(canonical(raw))
+        prev, expect_seq = e.hash, e.seq + 1
+    return VerifiedBatch(
+        entries=entries,
+        hashes=hashes,
+        bodies=bodies,
+        first_seq=entries[0].seq,
+        first_prev_hash=entries[0].prev_hash,
+        last_seq=entries[-1].seq,
+    )
+
+
+def check_signature(terminal_id: str, batch: RawUploadBatch, verified: VerifiedBatch) -> None:
+    """The signature must cover '{tid}:{last seq}:{last hash}' under the batch's key."""
+    if not verify_batch_signature(
+        batch.public_key, batch.signature, terminal_id, verified.last_seq, verified.hashes[-1]
+    ):
+        raise BatchRejected(422, "bad_signature", "the batch signature does not verify")

@@ -1,0 +1,145 @@
+"""`kartapos central -c FILE [ACTION]`: the reference city server and its admin actions."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+from config.loader import EXIT_BAD_CONFIG, load_central_config
+from config.logging import configure_logging
+from config.schema import CentralConfig
+from ledger.domain import CardStatus
+
+EPILOG = """\
+actions (after -c FILE; without one the server runs in the foreground):
+  enrol TID --partner PID --token-file PATH [--public-key B64]
+                     enrol a terminal; the token is read from PATH, or made and
+                     written there (mode 0600) when PATH does not exist
+  seed-demo [--token-file PATH]
+                     load the Polish demo data (idempotent); with a token file,
+                     also enrol T-DEMO for P-0001
+  load-cards FILE    add/change/remove cards from FILE.json or FILE.csv
+  load-rules PID FILE
+                     store partner PID's rules document (JSON)
+  block-card NUMBER  mark a card blocked (zastrzeżona); terminals get it in the next delta
+  unblock-card NUMBER
+  heads              list enrolled terminals and the last entry received from each
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    parser.usage = "kartapos central [-h] -c FILE [ACTION [ARGS ...]]"
+    parser.add_argument("-c", "--config", required=True, metavar="FILE", help="server TOML file")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    p = sub.add_parser("enrol", help="enrol a terminal with its token (and public key)")
+    p.add_argument("terminal_id", metavar="TID")
+    p.add_argument("--partner", required=True, metavar="PID")
+    p.add_argument("--token-file", required=True, metavar="PATH", type=Path)
+    p.add_argument("--public-key", metavar="B64", help="the output of `kartapos keys show`")
+    p = sub.add_parser("seed-demo", help="load the demo data set (idempotent)")
+    p.add_argument("--token-file", metavar="PATH", type=Path, help="also enrol T-DEMO")
+    p = sub.add_parser("load-cards", help="load cards from a .json or .csv file")
+    p.add_argument("file", metavar="FILE", type=Path)
+    p = sub.add_parser("load-rules", help="store a partner's rules document")
+    p.add_argument("partner_id", metavar="PID")
+    p.add_argument("file", metavar="FILE", type=Path)
+    p = sub.add_parser("block-card", help="block a card (zastrzeżona)")
+    p.add_argument("number", metavar="NUMBER")
+    p = sub.add_parser("unblock-card", help="make a blocked card active again")
+    p.add_argument("number", metavar="NUMBER")
+    sub.add_parser("heads", help="list terminals and their last received entry")
+
+
+def token_from_file(path: Path) -> tuple[str, bool]:
+    """Read the token at ``path``; make one (mode 0600) if the file does not exist."""
+    try:
+        return path.read_text(encoding="utf-8").strip(), False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(token + "\n")
+    return token, True
+
+
+async def _serve(cfg: CentralConfig) -> None:
+    from sync.central import CentralServer
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with CentralServer(cfg) as server:
+        print(f"kartapos central: listening on {server.url}", file=sys.stderr, flush=True)
+        await stop.wait()
+
+
+async def _admin(args: argparse.Namespace, cfg: CentralConfig) -> int:
+    from sync import central
+
+    db = cfg.central.database
+    action = args.action
+    if action == "enrol":
+        token, made = token_from_file(args.token_file)
+        await central.enrol(db, args.terminal_id, args.partner, token, args.public_key)
+        how = "made a new token in" if made else "token read from"
+        print(f"enrolled {args.terminal_id} for {args.partner}; {how} {args.token_file}")
+    elif action == "seed-demo":
+        token = None
+        if args.token_file is not None:
+            token, _ = token_from_file(args.token_file)
+        seeded = await central.seed_demo(db, terminal_token=token)
+        print("demo data loaded" if seeded else "demo data was already loaded")
+        if token is not None:
+            print(f"enrolled {central.DEMO_TERMINAL} for {central.DEMO_PARTNER}")
+    elif action == "load-cards":
+        count, version = await central.load_cards(db, args.file)
+        print(f"loaded {count} cards from {args.file}; card list version {version}")
+    elif action == "load-rules":
+        rules = await central.load_rules(db, args.partner_id, args.file)
+        print(f"stored rules {rules.version_str} of {args.partner_id}: "
+              f"{len(rules.benefits)} benefits, {len(rules.cashiers)} cashiers")  # fmt: skip
+    elif action in ("block-card", "unblock-card"):
+        status = CardStatus.BLOCKED if action == "block-card" else CardStatus.ACTIVE
+        await central.set_card_status(db, args.number, status)
+        print(f"card {args.number}: {status.value}")
+    elif action == "heads":
+        rows = await central.list_heads(db)
+        if not rows:
+            print("no terminals enrolled")
+        for r in rows:
+            key = "key enrolled" if r.public_key else "no key"
+            last = r.last_upload_at or "never"
+            print(f"{r.id}\t{r.partner_id}\tseq {r.head.seq}\t{r.head.hash[:16]}…\t"
+                  f"last upload {last}\t{key}")  # fmt: skip
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_central_config(args.config)
+    from sync.central import AdminError, CentralError
+
+    try:
+        if args.action is None:
+            configure_logging(cfg.logging.level, cfg.logging.format)
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(_serve(cfg))
+            return 0
+        configure_logging("warning", cfg.logging.format, stream=sys.stderr)
+        return asyncio.run(_admin(args, cfg))
+    except AdminError as e:
+        print(f"kartapos central: {e}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    except (CentralError, OSError) as e:
+        print(f"kartapos central: {e}", file=sys.stderr)
+        return 1

@@ -1,0 +1,165 @@
+"""The real reference city server on a free loopback port, for tests of every area.
+
+Usage in a test module::
+
+    from tests.sync.central_harness import CentralHarness, central  # noqa: F401 (fixture)
+
+    async def test_x(central: CentralHarness) -> None:
+        async with central.session() as http:   # Authorization: Bearer <T-0001's token>
+            ...
+
+``central`` starts a server with the demo data seeded, terminal ``T-0001`` enrolled for
+partner ``P-0001`` with a fresh token and ``central.key`` (an Ed25519 key) enrolled.
+``CentralHarness.start(tmp_path, ...)`` builds other set-ups (trust-on-first-use, a
+small body limit, extra middlewares to inject faults).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from config.schema import CentralConfig, CentralSection
+from ledger.clock import Clock
+from ledger.entry import GENESIS_HASH, Draft, Entry, seal
+from sync.central import CentralDB, CentralServer, Middleware
+from sync.central.demo_data import seed_demo_into
+from sync.wire import UploadBatch, encode, public_key_b64, sign_batch
+
+TERMINAL = "T-0001"
+PARTNER = "P-0001"
+
+
+@dataclass
+class CentralHarness:
+    server: CentralServer
+    token: str
+    key: Ed25519PrivateKey
+    terminal: str = TERMINAL
+    partner: str = PARTNER
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def db(self) -> CentralDB:
+        return self.server.db
+
+    @property
+    def public_key(self) -> str:
+        return public_key_b64(self.key)
+
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.token}"}
+
+    @contextlib.asynccontextmanager
+    async def session(self, token: str | None = None) -> AsyncIterator[aiohttp.ClientSession]:
+        async with aiohttp.ClientSession(
+            base_url=self.url,
+            headers=self.headers(token),
+            timeout=aiohttp.ClientTimeout(total=30),
+        ) as s:
+            yield s
+
+    async def enrol(
+        self, terminal: str, partner: str = PARTNER, public_key: str | None = None
+    ) -> str:
+        """Enrol another terminal; returns its fresh token."""
+        token = secrets.token_urlsafe(24)
+        await self.db.enrol(terminal, partner, token, public_key)
+        self.tokens[terminal] = token
+        return token
+
+    def batch_body(
+        self,
+        entries: Sequence[Entry],
+        *,
+        key: Ed25519PrivateKey | None = None,
+        terminal: str | None = None,
+    ) -> bytes:
+        """A signed upload body for ``entries``."""
+        sig, pub = sign_batch(key or self.key, terminal or self.terminal, list(entries))
+        return encode(UploadBatch(entries=list(entries), signature=sig, public_key=pub))
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def start(
+        cls,
+        tmp_path: Path,
+        *,
+        trust_on_first_use: bool = False,
+        max_body_bytes: int = 64 * 1024 * 1024,
+        middlewares: Sequence[Middleware] = (),
+        enrol_key: bool = True,
+        seed: bool = True,
+        clock: Clock | None = None,
+    ) -> AsyncIterator[CentralHarness]:
+        cfg = CentralConfig(
+            central=CentralSection(
+                listen="127.0.0.1:8765",  # the port is overridden: any free one
+                database=str(tmp_path / "central.sqlite"),
+                max_body_bytes=max_body_bytes,
+                trust_on_first_use=trust_on_first_use,
+            )
+        )
+        key = Ed25519PrivateKey.generate()
+        token = secrets.token_urlsafe(24)
+        async with CentralServer(cfg, middlewares=middlewares, port=0, clock=clock) as server:
+            if seed:
+                await seed_demo_into(server.db)
+            await server.db.enrol(
+                TERMINAL, PARTNER, token, public_key_b64(key) if enrol_key else None
+            )
+            yield cls(server=server, token=token, key=key, tokens={TERMINAL: token})
+
+
+@pytest.fixture
+async def central(tmp_path: Path) -> AsyncIterator[CentralHarness]:
+    """The reference server with demo data, T-0001 enrolled with token and key."""
+    async with CentralHarness.start(tmp_path) as h:
+        yield h
+
+
+def make_entries(
+    n: int,
+    *,
+    start_seq: int = 1,
+    prev_hash: str = GENESIS_HASH,
+    terminal: str = TERMINAL,
+    card: str | None = "01-000018",
+    points_earned: int = 1,
+    points_redeemed: int = 0,
+    benefits: tuple[str, ...] = (),
+    ts: str = "2026-11-18T11:00:00.000Z",
+    salt: str = "",
+) -> list[Entry]:
+    """A chain of ``n`` sale entries from ``start_seq`` after ``prev_hash``."""
+    out: list[Entry] = []
+    prev = prev_hash
+    for seq in range(start_seq, start_seq + n):
+        d = Draft(
+            ts=ts,
+            local_date=ts[:10],
+            kind="sale",
+            card=card,
+            amount_gr=1000 + seq,
+            points_earned=points_earned,
+            points_redeemed=points_redeemed,
+            benefits=benefits,
+            rules_version="2026.11-1",
+            cashier="P-0001-K01",
+            sale_id=f"sale-{salt}{seq}",
+        )
+        e = seal(d, seq=seq, entry_id=f"0190-{salt}{seq}", terminal=terminal, prev_hash=prev)
+        out.append(e)
+        prev = e.hash
+    return out
