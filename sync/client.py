@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 import structlog
+from multidict import CIMultiDict
 
 from config.schema import Config
 from ledger.clock import Clock, format_ts, parse_ts
@@ -132,7 +133,7 @@ class ForkDetected(SyncError):
 class _Reply:
     status: int
     body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
 
 
 # --- the client -------------------------------------------------------------------------
@@ -420,7 +421,7 @@ class SyncClient:
                     if resp.status == 200:
                         return await self._catalog.apply_feed(self._feed_lines(resp))
                     reply = _Reply(resp.status, await _read_capped(resp, MAX_REPLY_BYTES))
-                    reply.headers = dict(resp.headers)
+                    reply.headers = CIMultiDict(resp.headers)
             except (aiohttp.ClientError, TimeoutError) as e:
                 reply = _Reply(0, str(e).encode())
             if reply.status and reply.status not in _RETRY_STATUSES:
@@ -527,7 +528,7 @@ class SyncClient:
                     method, self._base + path, data=data, headers=hdrs
                 ) as resp:
                     reply = _Reply(resp.status, await _read_capped(resp, max_bytes))
-                    reply.headers = dict(resp.headers)
+                    reply.headers = CIMultiDict(resp.headers)
             except (aiohttp.ClientError, TimeoutError) as e:
                 reply = _Reply(0, repr(e).encode())
             except _TooLarge as e:
