@@ -82,7 +82,8 @@ class ReaderCore:
         self.kind = kind
         self.clock = clock
         self.dedupe_window_s = dedupe_window_s
-        self._state = ReaderState(reader=name, kind=kind, state="disconnected", detail=None)
+        self._state = ReaderState(reader=name, kind=kind, state="disconnected", detail="starting")
+        self._reported = False  # the first state is always reported, even "disconnected"
         self._queue: asyncio.Queue[ReaderEvent | object] = asyncio.Queue()
         self._last_key: str | None = None
         self._last_at = float("-inf")
@@ -102,8 +103,9 @@ class ReaderCore:
 
     def set_state(self, state: ConnState, detail: str | None = None) -> None:
         """Report a state change once; repeated identical states are ignored."""
-        if state == self._state.state:
+        if state == self._state.state and self._reported:
             return
+        self._reported = True
         self._state = ReaderState(reader=self.name, kind=self.kind, state=state, detail=detail)
         if state == "connected":
             if self._ever_connected:
