@@ -44,6 +44,7 @@ from datetime import date, datetime
 
 import msgspec
 
+from ledger.clock import format_ts
 from ledger.domain import Benefit, CardRecord, CardStatus, EarnRule, RedeemTier, Rules
 from ledger.entry import Draft, EntryKind
 from ledger.explanations import (
@@ -70,6 +71,7 @@ __all__ = [
     "best_multiplier",
     "card_balance",
     "card_is_active",
+    "card_view",
     "day_summary",
     "plan_void",
     "purchase_points",
@@ -389,6 +391,40 @@ def redeem_options(
     if m.card_reason is not None or _redeem_block(m) is not None:
         return []
     return sorted((t for t in rules.redeem_tiers if t.points <= m.balance), key=lambda t: t.points)
+
+
+def card_view(
+    card: CardRecord,
+    rules: Rules,
+    usage: UsageBook,
+    at: datetime,
+    *,
+    catalog: CatalogState,
+    policy: OfflinePolicy,
+) -> dict[str, object]:
+    """The CONTRACT's CARDVIEW (DESIGN section 6) of a card now, as JSON-able builtins.
+
+    ``balance.as_of`` is ``at`` (the balance includes this terminal's entries up to now);
+    ``holder.age`` is None when the feed has no birth date.
+    """
+    m = _Moment(card, usage, at, catalog, policy)
+    birth = card.holder.birth_date
+    return {
+        "number": card.number,
+        "status": str(card.status),
+        "active": m.card_reason is None,
+        "holder": {
+            "display_name": card.holder.display_name,
+            "age": age_on(birth, m.day) if birth is not None else None,
+        },
+        "programs": [{"code": p.code, "valid_to": p.valid_to.isoformat()} for p in card.programs],
+        "balance": {"points": m.balance, "as_of": format_ts(at)},
+        "benefits": [_view(b, _judge(b, m, 1)).to_contract() for b in rules.benefits],
+        "redeem_options": [
+            {"points": t.points, "discount_gr": t.discount_gr}
+            for t in redeem_options(card, rules, usage, at, catalog=catalog, policy=policy)
+        ],
+    }
 
 
 # --- the quote --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.domain import Benefit, EarnRule
+from ledger.domain import Benefit, CardStatus, EarnRule
 from ledger.entry import EntryKind, request_fields
 from ledger.refusals import DETAIL_MESSAGES, MESSAGES, Refusal, message_for
 from ledger.rules import (
@@ -18,6 +18,7 @@ from ledger.rules import (
     OfflinePolicy,
     SaleRequest,
     benefit_views,
+    card_view,
     quote,
     rules_problems,
 )
@@ -259,3 +260,53 @@ def test_rules_problems() -> None:
         make_card(), make_rules(earn=EarnRule(gr_per_point=0)), SaleRequest(amount_gr=1000), NOON
     )
     assert q.purchase_points == 0
+
+
+def test_card_view_is_the_contract_cardview() -> None:
+    card = make_card(
+        points=260, birth=date(1960, 11, 19), programs=(("senior", date(2027, 6, 30)),)
+    )
+    rules = make_rules(benefit("b1", label="-10%", points=5), benefit("b2", age_min=66))
+    view = card_view(card, rules, Till().usage, NOON, catalog=FRESH, policy=POLICY)
+    assert view == {
+        "number": "01-000018",
+        "status": "active",
+        "active": True,
+        "holder": {"display_name": "Anna K.", "age": 65},  # 66 tomorrow
+        "programs": [{"code": "senior", "valid_to": "2027-06-30"}],
+        "balance": {"points": 260, "as_of": "2026-11-18T11:00:00.000Z"},
+        "benefits": [
+            {
+                "id": "b1",
+                "name": "Benefit b1",
+                "label": "-10%",
+                "available": True,
+                "reason": None,
+                "points": 5,
+                "points_locked": False,
+            },
+            {
+                "id": "b2",
+                "name": "Benefit b2",
+                "label": "",
+                "available": False,
+                "reason": "age_below",
+                "points": 0,
+                "points_locked": False,
+            },
+        ],
+        "redeem_options": [
+            {"points": 100, "discount_gr": 1000},
+            {"points": 250, "discount_gr": 2500},
+        ],
+    }
+    blocked = card_view(
+        make_card(status=CardStatus.BLOCKED, points=900),
+        rules,
+        Till().usage,
+        NOON,
+        catalog=FRESH,
+        policy=POLICY,
+    )
+    assert blocked["active"] is False
+    assert blocked["redeem_options"] == []
