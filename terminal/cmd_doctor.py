@@ -36,6 +36,7 @@ from config.logging import configure_logging
 from config.schema import Config, PrinterSection, ReaderSection
 from ledger.clock import Clock, SystemClock
 from ledger.store import Head, LedgerError, LedgerStore
+from printer.transport import PrinterStatus, build_transport
 
 DEFAULT_CONFIG = "/etc/kartapos/kartapos.toml"
 LEDGER_FILE = "ledger.sqlite"
@@ -255,81 +256,93 @@ def check_reader(reader: ReaderSection) -> Check:
     return check_pcsc(what, reader.path)
 
 
+def found_on_system(readers: tuple[ReaderSection, ...]) -> list[Check]:
+    """What looks like a reader on this machine, and which configured reader uses it."""
+    from drivers.discover import discover
+
+    def configured_as(kind: str, path: str) -> str | None:
+        for r in readers:
+            if r.kind != kind:
+                continue
+            if kind == "pcsc" and r.path in path:
+                return r.name
+            if kind != "pcsc" and os.path.realpath(r.path) == os.path.realpath(path):
+                return r.name
+        return None
+
+    checks = []
+    for f in discover():
+        name = configured_as(f.kind, f.path)
+        if name is None and not f.likely_reader:
+            continue  # on-board serial ports and ordinary keyboards
+        use = f"configured as {name}" if name else "not configured"
+        label = f.path if f.description == f.path else f"{f.path} ({f.description})"
+        checks.append(_ok(f"found {f.kind}", f"{label}, {use}"))
+    if not checks:
+        checks.append(_ok("found", "no reader-like devices on this system"))
+    return checks
+
+
 # --- printer -------------------------------------------------------------------------
 
-# DLE EOT 1 (printer status) and DLE EOT 4 (roll paper sensor), ESC/POS real-time status.
-_STATUS_QUERY = b"\x10\x04\x01\x10\x04\x04"
+# The printer's own report (printer.transport's DLE EOT reading) in operator words.
+_PRINTER_STATE: dict[str, tuple[Level, str]] = {
+    "online": (Level.OK, "online, paper present"),
+    "paper_near_end": (Level.WARN, "paper low"),
+    "paper_out": (Level.WARN, "paper out"),
+    "cover_open": (Level.WARN, "cover open"),
+    "offline": (Level.WARN, "printer reports offline or an error"),
+    "unknown": (
+        Level.WARN,
+        "state unknown: no status reply (the daemon may hold the connection, "
+        "or the printer does not answer DLE EOT)",
+    ),
+}
 
 
-def describe_status(reply: bytes) -> tuple[Level, str]:
-    """Decode the DLE EOT 1 / 4 replies; anything malformed is 'unknown', never 'fine'."""
-    valid = [b for b in reply[:2] if b & 0x93 == 0x12]
-    if len(valid) < len(reply[:2]) or not valid:
-        return Level.WARN, "status reply not understood (unknown printer state)"
-    if valid[0] & 0x08:
-        return Level.WARN, "printer reports offline (cover open, paper out or error)"
-    if len(valid) < 2:
-        return Level.OK, "online (paper state unknown)"
-    if valid[1] & 0x60:
-        return Level.WARN, "paper out"
-    if valid[1] & 0x0C:
-        return Level.WARN, "paper low"
-    return Level.OK, "online, paper present"
+def printer_status_check(what: str, where: str, status: PrinterStatus) -> Check:
+    level, text = _PRINTER_STATE.get(status.state, (Level.WARN, status.state))
+    detail = f"{where}: {text}"
+    if status.detail and level is not Level.OK:
+        detail += f" ({status.detail})"
+    fix = None if level is Level.OK else "look at the printer (paper, cover, power, error light)"
+    return Check(level, what, detail, fix)
 
 
-async def check_network_printer(printer: PrinterSection, timeout_s: float) -> Check:
-    what = "printer (network)"
-    where = f"{printer.host}:{printer.port}"
+async def _reach_network_printer(printer: PrinterSection) -> Check | None:
+    """A FAIL naming host:port when nothing accepts a TCP connection there."""
+    what, where = "printer (network)", f"{printer.host}:{printer.port}"
     fix = (
         "check the printer is on and its IP (print its self-test page), the cable, "
         "and [printer] host/port"
     )
     try:
         async with asyncio.timeout(printer.connect_timeout_s):
-            reader, writer = await asyncio.open_connection(printer.host, printer.port)
+            _, writer = await asyncio.open_connection(printer.host, printer.port)
     except TimeoutError:
         return _fail(what, f"no answer from {where} within {printer.connect_timeout_s:g} s", fix)
     except OSError as e:
         return _fail(what, f"cannot connect to {where}: {e.strerror or e}", fix)
-    reply = b""
-    try:
-        writer.write(_STATUS_QUERY)
-        await writer.drain()
-        async with asyncio.timeout(min(timeout_s, 2.0)):
-            while len(reply) < 2:
-                chunk = await reader.read(2 - len(reply))
-                if not chunk:
-                    break
-                reply += chunk
-    except (TimeoutError, OSError):
-        pass
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-    if not reply:
-        return _warn(
-            what,
-            f"{where} accepts connections but sent no status (busy with the daemon, "
-            "or no DLE EOT support): state unknown",
-        )
-    level, detail = describe_status(reply)
-    return Check(level, what, f"{where}: {detail}")
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return None
 
 
-def check_local_printer(printer: PrinterSection) -> Check:
-    what = f"printer ({printer.kind})"
-    path = printer.path
-    if printer.kind == "file":
-        parent = os.path.dirname(path) or "."
-        target = path if os.path.exists(path) else parent
-        if not os.path.isdir(parent):
-            return _fail(what, f"folder {parent} does not exist", "create it or fix [printer] path")
-        if not os.access(target, os.W_OK):
-            return _fail(what, f"{target} is not writable", "fix its owner/permissions")
-        return _ok(what, f"receipts are written to {path}")
-    if printer.kind == "serial":
-        return check_serial_port(what, path, printer.baudrate)
+def check_file_printer(printer: PrinterSection) -> Check:
+    what, path = "printer (file)", printer.path
+    parent = os.path.dirname(path) or "."
+    target = path if os.path.exists(path) else parent
+    if not os.path.isdir(parent):
+        return _fail(what, f"folder {parent} does not exist", "create it or fix [printer] path")
+    if not os.access(target, os.W_OK):
+        return _fail(what, f"{target} is not writable", "fix its owner/permissions")
+    return _ok(what, f"receipts are written to {path}")
+
+
+def check_usb_printer(printer: PrinterSection) -> Check:
+    """The device node exists and opens for writing (permissions named when not)."""
+    what, path = "printer (usb)", printer.path
     if not os.path.exists(path):
         return _missing_device(
             what,
@@ -356,6 +369,31 @@ def check_local_printer(printer: PrinterSection) -> Check:
             'GROUP="lp", MODE="0660" in the udev rule',
         )
     return _ok(what, f"{path} opens for writing ({_owner(st)})")
+
+
+async def check_printer(printer: PrinterSection, timeout_s: float) -> Check:
+    """Reachable and permitted first (with the fix), then the printer's own status."""
+    what = f"printer ({printer.kind})"
+    if printer.kind == "file":
+        return await asyncio.to_thread(check_file_printer, printer)
+    if printer.kind == "network":
+        where = f"{printer.host}:{printer.port}"
+        failed = await _reach_network_printer(printer)
+        if failed is not None:
+            return failed
+    else:
+        where = printer.path
+        if printer.kind == "serial":
+            opened = await asyncio.to_thread(
+                check_serial_port, what, printer.path, printer.baudrate
+            )
+        else:
+            opened = await asyncio.to_thread(check_usb_printer, printer)
+        if opened.level is not Level.OK:
+            return opened
+    transport = build_transport(printer, status_timeout=min(timeout_s, 1.0))
+    assert transport is not None  # kind "none" never gets here
+    return printer_status_check(what, where, await transport.status())
 
 
 # --- state dir, disk, ledger -----------------------------------------------------------
@@ -596,6 +634,16 @@ async def _guarded(what: str, timeout_s: float, work: Awaitable[Check]) -> Check
         return _fail(what, f"check crashed: {type(e).__name__}: {e}")
 
 
+async def _found(readers: tuple[ReaderSection, ...], timeout_s: float) -> list[Check]:
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await asyncio.to_thread(found_on_system, readers)
+    except TimeoutError:
+        return [_warn("found", f"looking for devices took over {timeout_s:g} s")]
+    except Exception as e:
+        return [_warn("found", f"could not list devices: {type(e).__name__}: {e}")]
+
+
 def _in_thread(fn: Callable[..., Check], *args: object) -> Awaitable[Check]:
     return asyncio.to_thread(fn, *args)
 
@@ -625,16 +673,19 @@ async def diagnose(cfg: Config, *, clock: Clock, timeout_s: float = 5.0) -> list
         (f"reader {r.name} ({r.kind})", _in_thread(check_reader, r)) for r in cfg.readers
     ]
     printer = cfg.printer
-    if printer.kind == "network":
-        work.append(("printer (network)", check_network_printer(printer, timeout_s)))
-    elif printer.kind != "none":
-        work.append((f"printer ({printer.kind})", _in_thread(check_local_printer, printer)))
+    if printer.kind != "none":
+        work.append((f"printer ({printer.kind})", check_printer(printer, timeout_s)))
     work.append(("sync server", check_sync(cfg, head, timeout_s)))
     async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(_guarded(what, timeout_s + 1, w)) for what, w in work]
+        # A backstop only: every check has its own, shorter timeouts inside.
+        backstop = 2 * timeout_s + cfg.printer.connect_timeout_s + 2
+        tasks = [tg.create_task(_guarded(what, backstop, w)) for what, w in work]
+        found = tg.create_task(_found(cfg.readers, backstop))
     if not cfg.readers:
         checks.append(_warn("readers", "none configured", "add [[readers]] to the config"))
-    checks.extend(t.result() for t in tasks)
+    checks.extend(t.result() for t in tasks[: len(cfg.readers)])
+    checks.extend(found.result())
+    checks.extend(t.result() for t in tasks[len(cfg.readers) :])
     if printer.kind == "none":
         checks.append(
             _warn("printer", "none configured: no receipts are printed", "[printer] kind")

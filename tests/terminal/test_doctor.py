@@ -19,30 +19,28 @@ from pathlib import Path
 import pytest
 import serial
 from aiohttp import web
-from hypothesis import given
-from hypothesis import strategies as st
 
 from config.loader import load_config
 from config.schema import Config
 from ledger.clock import FakeClock
 from ledger.store import LedgerStore
-from terminal.cmd_doctor import Check, Level, describe_status, diagnose, exit_code
+from terminal.cmd_doctor import Check, Level, diagnose, exit_code
 from tests.conftest import REPO_ROOT
 from tests.drivers.pcsc_harness import LOCK_FILE, PCSCD_SOCKET, PcscdProcess, pcsc_available
 from tests.ledger.test_store_support import sale
 
 TERMINAL = "T-0001"
-ONLINE_PAPER_OK = b"\x16\x12"
-ONLINE_PAPER_OUT = b"\x16\x72"
+# DLE EOT n -> the status byte a healthy ESC/POS printer answers.
+HEALTHY = {1: 0x16, 2: 0x12, 4: 0x12}
 
 
 @dataclass
 class Printer:
-    """A loopback ESC/POS printer answering DLE EOT status queries with ``reply``."""
+    """A loopback ESC/POS printer answering DLE EOT n with ``replies[n]`` (silent if absent)."""
 
     port: int
-    reply: bytes
-    queries: list[bytes]
+    replies: dict[int, int]
+    queries: list[int]
 
 
 @dataclass
@@ -66,15 +64,17 @@ def pty_port() -> Iterator[str]:
 
 @pytest.fixture
 async def printer() -> AsyncIterator[Printer]:
-    p = Printer(port=0, reply=ONLINE_PAPER_OK, queries=[])
+    p = Printer(port=0, replies=dict(HEALTHY), queries=[])
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            query = await reader.readexactly(6)
-            p.queries.append(query)
-            writer.write(p.reply)
-            await writer.drain()
-            await reader.read()  # until the client hangs up
+            while True:
+                query = await reader.readexactly(3)
+                assert query[:2] == b"\x10\x04", query
+                p.queries.append(query[2])
+                if query[2] in p.replies:
+                    writer.write(bytes([p.replies[query[2]]]))
+                    await writer.drain()
         writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -178,7 +178,7 @@ async def test_healthy_box_reports_ok_everywhere(
     found = by_what(checks)
     assert pty_port in found["reader msr (serial)"].detail
     assert "online, paper present" in found["printer (network)"].detail
-    assert printer.queries == [b"\x10\x04\x01\x10\x04\x04"]
+    assert printer.queries == [1, 2, 4]
     assert "head seq 5" in found["ledger"].detail
     assert "3 of 5 entries acknowledged, 2 to upload" in found["sync server"].detail
     assert city.requests == [f"/pos/v1/terminals/{TERMINAL}/head"]
@@ -262,13 +262,14 @@ async def test_evdev_reader_on_a_non_input_device_fails(
 
 
 @pytest.mark.parametrize(
-    ("reply", "level", "text"),
+    ("replies", "level", "text"),
     [
-        (ONLINE_PAPER_OUT, Level.WARN, "paper out"),
-        (b"\x1e\x12", Level.WARN, "offline"),
-        (b"\x16\x1e", Level.WARN, "paper low"),
-        (b"\xff\xff", Level.WARN, "not understood"),
-        (b"", Level.WARN, "sent no status"),
+        ({**HEALTHY, 4: 0x72}, Level.WARN, "paper out"),
+        ({**HEALTHY, 1: 0x1E}, Level.WARN, "reports offline"),
+        ({**HEALTHY, 4: 0x1E}, Level.WARN, "paper low"),
+        ({**HEALTHY, 2: 0x16}, Level.WARN, "cover open"),
+        ({1: 0xFF}, Level.WARN, "state unknown"),
+        ({}, Level.WARN, "state unknown"),
     ],
 )
 async def test_printer_states_from_dle_eot(
@@ -276,11 +277,11 @@ async def test_printer_states_from_dle_eot(
     city: Server,
     printer: Printer,
     clock: FakeClock,
-    reply: bytes,
+    replies: dict[int, int],
     level: Level,
     text: str,
 ) -> None:
-    printer.reply = reply
+    printer.replies = replies
     cfg = box.write(readers="", printer=network_printer(printer.port), sync_url=city.url)
     check = by_what(await diagnose(cfg, clock=clock, timeout_s=1))["printer (network)"]
     assert (check.level, text in check.detail) == (level, True), check.line()
@@ -294,15 +295,6 @@ async def test_printer_nobody_listening_fails(box: Box, city: Server, clock: Fak
         check = by_what(await diagnose(cfg, clock=clock))["printer (network)"]
     assert check.level is Level.FAIL
     assert f"127.0.0.1:{port}" in check.detail
-
-
-@given(reply=st.binary(min_size=1, max_size=2))
-def test_status_decoder_never_calls_a_bad_reply_fine(reply: bytes) -> None:
-    level, _ = describe_status(reply)
-    if level is Level.OK:
-        assert all(b & 0x93 == 0x12 for b in reply)
-        assert not reply[0] & 0x08
-        assert len(reply) == 1 or not reply[1] & 0x6C
 
 
 async def test_usb_and_file_printers(
@@ -449,18 +441,22 @@ async def test_pcsc_reader_found_or_named_when_missing(
     box: Box, city: Server, clock: FakeClock, pcscd: PcscdProcess
 ) -> None:
     cfg = box.write(
-        readers='[[readers]]\nname = "nfc"\nkind = "pcsc"\npath = "Virtual PCD"\n'
+        readers='[[readers]]\nname = "nfc"\nkind = "pcsc"\npath = "PCD 00 00"\n'
         '[[readers]]\nname = "acr"\nkind = "pcsc"\npath = "ACR122"\n',
         printer="",
         sync_url=city.url,
     )
-    found = by_what(await diagnose(cfg, clock=clock))
+    all_checks = await diagnose(cfg, clock=clock)
+    found = by_what(all_checks)
     assert found["reader nfc (pcsc)"].level is Level.OK
     assert "Virtual PCD 00 00" in found["reader nfc (pcsc)"].detail
     acr = found["reader acr (pcsc)"]
     assert acr.level is Level.FAIL
     assert "no PC/SC reader matching 'ACR122'" in acr.detail
     assert "Virtual PCD 00 00" in acr.detail
+    found_lines = [c.detail for c in all_checks if c.what == "found pcsc"]
+    assert "Virtual PCD 00 00, configured as nfc" in found_lines
+    assert "Virtual PCD 00 01, not configured" in found_lines
 
 
 async def test_pcscd_not_running_fails(box: Box, city: Server, clock: FakeClock) -> None:
@@ -534,3 +530,35 @@ async def test_cli_all_ok_exits_zero(
     proc = await asyncio.to_thread(_doctor, box.config_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "-- 0 failed, 0 warnings" in proc.stdout
+
+
+async def test_serial_printer_on_a_pty_answers_status(
+    box: Box, city: Server, clock: FakeClock
+) -> None:
+    # The pty's master side plays the printer: it answers each DLE EOT n it reads.
+    master, slave = os.openpty()
+    loop = asyncio.get_running_loop()
+    pending = bytearray()
+
+    def answer() -> None:
+        pending.extend(os.read(master, 64))
+        while len(pending) >= 3:
+            n = pending[2]
+            del pending[:3]
+            os.write(master, bytes([{**HEALTHY, 4: 0x1E}[n]]))
+
+    loop.add_reader(master, answer)
+    try:
+        path = os.ttyname(slave)
+        cfg = box.write(
+            readers="",
+            printer=f'[printer]\nkind = "serial"\npath = "{path}"\n',
+            sync_url=city.url,
+        )
+        check = by_what(await diagnose(cfg, clock=clock, timeout_s=2))["printer (serial)"]
+    finally:
+        loop.remove_reader(master)
+        os.close(slave)
+        os.close(master)
+    assert check.level is Level.WARN
+    assert check.detail == f"{path}: paper low"
