@@ -320,7 +320,8 @@ def _judge(b: Benefit, m: _Moment, quantity: int) -> _Verdict:
     if b.period is None:
         used = m.usage.uses_between(number, b.id, None, None)
         if used + quantity > limit:
-            return _Verdict("period_limit_reached", {"used": used, "limit": limit}, None, 0)
+            details: dict[str, object] = {"used": used, "limit": limit}
+            return _Verdict("period_limit_reached", details, None, max(limit - used, 0))
         return _Verdict(None, {}, None, limit - used)
     start, end = window_dates(b.period, m.day)
     used = m.usage.uses_between(number, b.id, start, end)
