@@ -310,3 +310,29 @@ def test_card_view_is_the_contract_cardview() -> None:
     )
     assert blocked["active"] is False
     assert blocked["redeem_options"] == []
+
+
+@given(
+    override=st.none() | st.integers(min_value=-(10**7), max_value=10**7),
+    reason=st.none() | st.text(max_size=20),
+    qty=st.integers(min_value=1, max_value=5),
+    per_use=st.integers(min_value=0, max_value=1000),
+)
+def test_a_locked_benefits_points_never_change(
+    override: int | None, reason: str | None, qty: int, per_use: int
+) -> None:
+    locked = Benefit(id="lk", name="Zablokowany", points=per_use, points_locked=True)
+    sale = SaleRequest(
+        amount_gr=1000,
+        benefit_ids=("lk",),
+        benefit_quantities={"lk": qty},
+        points_override=override,
+        override_reason=reason,
+    )
+    till = Till()
+    code = refusal_code(lambda: till.quote(make_card(), make_rules(locked), sale, NOON))
+    if override is not None:
+        assert code == "points_locked"
+        return
+    q = till.quote(make_card(), make_rules(locked), sale, NOON)
+    assert q.benefit_points == {"lk": per_use * qty}
