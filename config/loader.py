@@ -68,11 +68,30 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(path, None, "not UTF-8 text") from None
 
 
+def _allowed_values(typ: type[Any], key: str) -> tuple[Any, ...] | None:
+    """The values a Literal field at ``key`` ('readers[1].kind') accepts, if it is one."""
+    info: Any = msgspec.inspect.type_info(typ)
+    for part in re.sub(r"\[\d+\]", "", key).split("."):
+        while isinstance(info, msgspec.inspect.VarTupleType | msgspec.inspect.ListType):
+            info = info.item_type
+        if not isinstance(info, msgspec.inspect.StructType):
+            return None
+        fields = {f.name: f.type for f in info.fields}
+        if part not in fields:
+            return None
+        info = fields[part]
+    return info.values if isinstance(info, msgspec.inspect.LiteralType) else None
+
+
 def _convert(path: Path, data: dict[str, Any], typ: type[T]) -> T:
     try:
         return msgspec.convert(data, typ, strict=True)
     except msgspec.ValidationError as e:
         key, reason = _key_path(str(e))
+        allowed = _allowed_values(typ, key) if key else None
+        if allowed and reason.startswith("invalid enum value"):
+            value = reason.removeprefix("invalid enum value").strip()
+            reason = f"unknown value {value} (one of: {', '.join(map(str, allowed))})"
         raise ConfigError(path, key, reason) from None
 
 

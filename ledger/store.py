@@ -276,7 +276,10 @@ class LedgerStore:
         try:
             if readonly:
                 if not path.exists():
-                    raise LedgerError(f"no ledger at {path}")
+                    raise LedgerError(
+                        f"no ledger at {path} (nothing recorded yet, "
+                        "or terminal.state_dir points elsewhere)"
+                    )
                 # Not immutable=1: a writer may be appending; mode=ro never writes.
                 target = f"file:{path}?mode=ro"
             else:

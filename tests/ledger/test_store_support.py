@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ledger.entry import Draft
+from ledger.entry import GENESIS_HASH, Draft, body_bytes, seal
+from ledger.ids import uuid7
 
 
 def sale(
@@ -51,3 +52,27 @@ def untamper_guard(path: Path) -> None:
         db.execute("DROP TABLE entries")
         db.execute("ALTER TABLE plain RENAME TO entries")
         db.execute("COMMIT")
+
+
+def bulk_fill(path: Path, n: int, *, terminal: str = "T-0001") -> str:
+    """Append ``n`` valid entries to a ledger made by LedgerStore fast (one transaction,
+    raw sqlite3, no per-entry commit); returns the head hash. The ledger must be closed.
+    """
+    with raw(path) as db:
+        row = db.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+        seq0, prev = (0, GENESIS_HASH) if row is None else (int(row[0]), str(row[1]))
+        rows: list[tuple[int, str, str, bytes]] = []
+        for seq in range(seq0 + 1, seq0 + n + 1):
+            e = seal(
+                sale(seq, sale_id=f"bulk-{seq}"),
+                seq=seq,
+                entry_id=uuid7(1_795_000_000_000 + seq),
+                terminal=terminal,
+                prev_hash=prev,
+            )
+            rows.append((seq, prev, e.hash, body_bytes(e)))
+            prev = e.hash
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO entries (seq, prev_hash, hash, body) VALUES (?,?,?,?)", rows)
+        db.execute("COMMIT")
+    return prev
