@@ -56,6 +56,24 @@ EXERCISE = textwrap.dedent(
     img = Image.new("L", (64, 64)); ImageDraw.Draw(img).text((1, 1), "ąę")
     pyudev.Context()
     zoneinfo.ZoneInfo("Europe/Warsaw")
+    # A serial reader as the daemon opens it (exclusive, raw termios) on a pty.
+    import socket
+    master, slave = os.openpty()
+    port = serial.Serial(os.ttyname(slave), 9600, timeout=0, exclusive=True)
+    port.write(b";01000018?\\r")
+    port.close()
+    os.close(slave); os.close(master)
+    # pcscd may be absent: the call still goes through the same socket code.
+    rc, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if rc == scard.SCARD_S_SUCCESS:
+        scard.SCardReleaseContext(ctx)
+    # sd_notify on an abstract socket, as under Type=notify.
+    from terminal.sdnotify import Notifier
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(b"\\0kartapos-mdwe-%d" % os.getpid())
+    assert Notifier({"NOTIFY_SOCKET": "@kartapos-mdwe-%d" % os.getpid()}).ready()
+    assert listener.recv(64) == b"READY=1\\n"
+    listener.close()
 
     async def main() -> None:
         async def hello(request: aiohttp.web.Request) -> aiohttp.web.Response:
@@ -70,8 +88,19 @@ EXERCISE = textwrap.dedent(
         async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/") as r:
             assert (await r.json()) == {"ok": True}
         await runner.cleanup()
-        async with aiosqlite.connect(":memory:") as db:
-            await db.execute("SELECT 1")
+        from pathlib import Path
+        from ledger.entry import Draft
+        from ledger.store import LedgerStore
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "ledger.sqlite"
+            async with await LedgerStore.open(path, terminal="T-0001") as store:
+                for i in range(20):
+                    await store.append(Draft(
+                        ts="2026-11-18T11:00:00.000Z", local_date="2026-11-18", kind="sale",
+                        card="01-000018", amount_gr=1000 + i, sale_id=f"req-{i}",
+                    ))
+                assert await store.verify() is None
+        await asyncio.to_thread(sum, range(10))
 
     asyncio.run(main())
     print("EXERCISED")
