@@ -392,9 +392,14 @@ def render(data: ReceiptData, printer: PrinterSection, *, copy: bool = False) ->
     bold = tall = False
     run: list[str] = []
 
+    # The text is already reduced to the code page's characters (printable()), so the
+    # python codec gives the bytes python-escpos' own per-character encoder would, at a
+    # fraction of the cost; the code page itself was selected through python-escpos.
+    codec = PYTHON_CODECS[printer.codepage]
+
     def flush() -> None:
         if run:
-            p.text("".join(run))
+            p._raw("".join(run).encode(codec, errors="replace"))
             run.clear()
 
     for b in blocks:
