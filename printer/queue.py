@@ -236,6 +236,19 @@ class PrintQueue:
             self._states[job_id] = state
         return state
 
+    async def original_state(self, seq: int, kind: str | None = None) -> JobState | None:
+        """The state of an entry's original receipt job (None when it has none)."""
+        sql = "SELECT id, state FROM jobs WHERE seq = ? AND reprint = 0"
+        args: tuple[object, ...] = (seq,)
+        if kind is not None:
+            sql += " AND kind = ?"
+            args = (seq, kind)
+        rows = list(await self._db.execute_fetchall(sql + " ORDER BY id LIMIT 1", args))
+        if not rows:
+            return None
+        job_id, state = rows[0]
+        return self._states.get(job_id, state)  # type: ignore[no-any-return]
+
     async def last_original_seq(self) -> int:
         """The highest entry seq that has an original job (0 when none)."""
         rows = list(

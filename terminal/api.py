@@ -1,0 +1,464 @@
+"""The local HTTP/WebSocket API (DESIGN section 6, CONTRACT) and the page's static files."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import structlog
+from aiohttp import WSMsgType, web
+
+from terminal.auth import COOKIE_NAME, PinThrottle, Session, SessionSigner
+from terminal.events import EventHub
+from terminal.messages import message
+
+log = structlog.get_logger("kartapos.api")
+
+
+class ApiError(Exception):
+    """A refusal the cashier sees: ``{"error": {"code", "message"}}`` with a 4xx status."""
+
+    def __init__(
+        self,
+        code: str,
+        status: int = 422,
+        msg: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(code)
+        self.code = code
+        self.status = status
+        self.message = msg or message(code)
+        self.details = details or {}
+
+    def response(self) -> web.Response:
+        err: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            err["details"] = self.details
+        return json_response({"error": err}, status=self.status)
+
+
+class SaleBody(msgspec.Struct, kw_only=True, frozen=True):
+    """SALE of DESIGN section 6."""
+
+    id: str
+    card: str
+    amount_gr: int
+    benefit_ids: tuple[str, ...] = ()
+    redeem_points: int = 0
+    points_override: int | None = None
+    override_reason: str | None = None
+    benefit_quantities: dict[str, int] = {}
+
+
+class ResolveBody(msgspec.Struct, frozen=True):
+    input: str
+
+
+class VoidBody(msgspec.Struct, frozen=True):
+    reason: str = ""
+
+
+class LoginBody(msgspec.Struct, frozen=True):
+    pin: str
+
+
+class SwipeBody(msgspec.Struct, frozen=True):
+    key: str
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: a cashier session, or the API token (no cashier)."""
+
+    cashier_id: str | None
+    cashier_name: str | None
+
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+class Services:
+    """What the API needs from the daemon (the sale service implements it)."""
+
+    async def health(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def resolve(self, text: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def quote(self, body: SaleBody, caller: Caller) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def sell(self, body: SaleBody, caller: Caller) -> tuple[int, dict[str, Any]]:
+        raise NotImplementedError
+
+    async def void(self, sale_id: str, reason: str, caller: Caller) -> tuple[int, dict[str, Any]]:
+        raise NotImplementedError
+
+    async def reprint(self, seq: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def receipt(self, seq: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def receipt_png(self, seq: int) -> bytes:
+        raise NotImplementedError
+
+    async def close_day(self, caller: Caller) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def ledger(self, after: int, limit: int) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def sync_now(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def login(self, pin: str) -> Caller | None:
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class DemoHooks:
+    """The demo's extra endpoints: simulated swipes."""
+
+    def cards(self) -> list[dict[str, str]]:
+        raise NotImplementedError
+
+    async def swipe(self, key: str) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class ApiContext:
+    services: Services
+    hub: EventHub
+    token: str
+    signer: SessionSigner
+    origins: frozenset[str]
+    throttle: PinThrottle
+    wall_s: Callable[[], int]
+    mono_s: Callable[[], float]
+    demo: DemoHooks | None = None
+    secure_cookie: bool = False
+
+
+CTX = web.AppKey("ctx", ApiContext)
+CALLER = web.RequestKey("caller", Caller)
+_json_encoder = msgspec.json.Encoder()
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=_json_encoder.encode(data), status=status, content_type="application/json"
+    )
+
+
+def _decode(typ: type[Any], raw: bytes) -> Any:
+    try:
+        return msgspec.json.decode(raw, type=typ, strict=True)
+    except msgspec.ValidationError as e:
+        raise ApiError("invalid_request", 400, details={"reason": str(e)}) from None
+    except msgspec.DecodeError:
+        raise ApiError("invalid_request", 400, details={"reason": "not JSON"}) from None
+
+
+_PUBLIC = ("/", "/index.html", "/favicon.ico")
+
+
+def _is_public(request: web.Request) -> bool:
+    p = request.path
+    if p in _PUBLIC or p.startswith("/web/"):
+        return True
+    return p == "/api/v1/session" and request.method in ("POST", "GET")
+
+
+def caller_of(request: web.Request) -> Caller | None:
+    """The caller by bearer token or session cookie; None when neither is valid."""
+    ctx = request.app[CTX]
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        if hmac.compare_digest(auth[7:].strip().encode(), ctx.token.encode()):
+            return Caller(request.headers.get("X-Cashier") or None, None)
+        return None
+    cookie = request.cookies.get(COOKIE_NAME)
+    if cookie:
+        s: Session | None = ctx.signer.check(cookie, ctx.wall_s())
+        if s:
+            return Caller(s.cashier_id, s.cashier_name)
+    return None
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        resp: web.StreamResponse = await handler(request)
+        return resp
+    except ApiError as e:
+        return e.response()
+    except web.HTTPException as e:
+        if e.status == 413:
+            return ApiError("too_large", 413).response()
+        if e.status == 404:
+            return ApiError("not_found", 404).response()
+        if e.status == 405:
+            return ApiError("invalid_request", 405).response()
+        raise
+    except Exception:
+        log.exception("api_internal_error", path=request.path, method=request.method)
+        return ApiError("internal", 500).response()
+
+
+@web.middleware
+async def guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    origin = request.headers.get("Origin")
+    if origin is not None and origin not in ctx.origins:
+        log.warning("api_origin_refused", origin=origin, path=request.path)
+        raise ApiError("origin_refused", 403)
+    if not _is_public(request):
+        caller = caller_of(request)
+        if caller is None:
+            raise ApiError("unauthorized", 401)
+        request[CALLER] = caller
+    resp: web.StreamResponse = await handler(request)
+    return resp
+
+
+def _caller(request: web.Request) -> Caller:
+    return request[CALLER]
+
+
+def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise ApiError("invalid_request", 400, details={"param": name}) from None
+    if not lo <= v <= hi:
+        raise ApiError("invalid_request", 400, details={"param": name})
+    return v
+
+
+def _seq(request: web.Request) -> int:
+    try:
+        v = int(request.match_info["seq"])
+    except ValueError:
+        raise ApiError("not_found", 404) from None
+    if v < 1:
+        raise ApiError("not_found", 404)
+    return v
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    page = resources.files("terminal.web").joinpath("index.html")
+    try:
+        body = page.read_bytes()
+    except FileNotFoundError:
+        raise ApiError("not_found", 404) from None
+    return web.Response(
+        body=body,
+        content_type="text/html",
+        charset="utf-8",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": (
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                "script-src 'self'; connect-src 'self'; frame-ancestors 'none'"
+            ),
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+async def health(request: web.Request) -> web.StreamResponse:
+    return json_response(await request.app[CTX].services.health())
+
+
+async def state(request: web.Request) -> web.StreamResponse:
+    return json_response(request.app[CTX].services.state())
+
+
+async def resolve(request: web.Request) -> web.StreamResponse:
+    body: ResolveBody = _decode(ResolveBody, await request.read())
+    return json_response(await request.app[CTX].services.resolve(body.input))
+
+
+async def quote(request: web.Request) -> web.StreamResponse:
+    body: SaleBody = _decode(SaleBody, await request.read())
+    return json_response(await request.app[CTX].services.quote(body, _caller(request)))
+
+
+async def sell(request: web.Request) -> web.StreamResponse:
+    body: SaleBody = _decode(SaleBody, await request.read())
+    try:
+        uuid.UUID(body.id)
+    except ValueError:
+        raise ApiError("invalid_request", 400, details={"field": "id"}) from None
+    status, data = await request.app[CTX].services.sell(body, _caller(request))
+    return json_response(data, status=status)
+
+
+async def void(request: web.Request) -> web.StreamResponse:
+    raw = await request.read()
+    body: VoidBody = _decode(VoidBody, raw) if raw.strip() else VoidBody()
+    status, data = await request.app[CTX].services.void(
+        request.match_info["id"], body.reason, _caller(request)
+    )
+    return json_response(data, status=status)
+
+
+async def reprint(request: web.Request) -> web.StreamResponse:
+    return json_response(await request.app[CTX].services.reprint(_seq(request)))
+
+
+async def receipt(request: web.Request) -> web.StreamResponse:
+    return json_response(await request.app[CTX].services.receipt(_seq(request)))
+
+
+async def receipt_png(request: web.Request) -> web.StreamResponse:
+    png = await request.app[CTX].services.receipt_png(_seq(request))
+    return web.Response(body=png, content_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+async def close_day(request: web.Request) -> web.StreamResponse:
+    return json_response(await request.app[CTX].services.close_day(_caller(request)), status=201)
+
+
+async def ledger(request: web.Request) -> web.StreamResponse:
+    after = _int_param(request, "after", 0, 0, 2**62)
+    limit = _int_param(request, "limit", 100, 1, 1000)
+    return json_response({"entries": await request.app[CTX].services.ledger(after, limit)})
+
+
+async def sync_now(request: web.Request) -> web.StreamResponse:
+    return json_response(await request.app[CTX].services.sync_now())
+
+
+async def session_get(request: web.Request) -> web.StreamResponse:
+    caller = caller_of(request)
+    if caller is None or caller.cashier_id is None:
+        raise ApiError("unauthorized", 401)
+    return json_response({"cashier": {"id": caller.cashier_id, "name": caller.cashier_name}})
+
+
+async def session_post(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    body: LoginBody = _decode(LoginBody, await request.read())
+    if ctx.throttle.locked(ctx.mono_s()):
+        raise ApiError("pin_locked", 429)
+    caller = await ctx.services.login(body.pin)
+    if caller is None or caller.cashier_id is None:
+        ctx.throttle.failed(ctx.mono_s())
+        log.warning("login_failed")
+        raise ApiError("bad_pin", 401)
+    ctx.throttle.succeeded()
+    cookie = ctx.signer.issue(caller.cashier_id, caller.cashier_name or "", ctx.wall_s())
+    resp = json_response({"cashier": {"id": caller.cashier_id, "name": caller.cashier_name}})
+    resp.set_cookie(
+        COOKIE_NAME, cookie, httponly=True, samesite="Strict", path="/", secure=ctx.secure_cookie
+    )
+    log.info("login", cashier=caller.cashier_id)
+    return resp
+
+
+async def session_delete(request: web.Request) -> web.StreamResponse:
+    resp = web.Response(status=204)
+    resp.del_cookie(COOKIE_NAME, path="/")
+    return resp
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    since_raw = request.query.get("since")
+    since = int(since_raw) if since_raw and since_raw.isdigit() else None
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
+    await ws.prepare(request)
+    # The page learns where the stream stands, then everything it missed.
+    hello = {"type": "hello", "eid": ctx.hub.last_eid, "state": ctx.services.state()}
+    await ws.send_str(_json_encoder.encode(hello).decode())
+
+    async def drain_client() -> None:
+        async for msg in ws:
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+                return
+
+    reader = asyncio.ensure_future(drain_client())
+    try:
+        async for ev in ctx.hub.subscribe(since):
+            if ws.closed or reader.done():
+                break
+            await ws.send_str(_json_encoder.encode(ev).decode())
+    except (ConnectionResetError, RuntimeError):
+        pass
+    finally:
+        reader.cancel()
+        with contextlib.suppress(BaseException):
+            await reader
+        await ws.close()
+    return ws
+
+
+async def demo_cards(request: web.Request) -> web.StreamResponse:
+    demo = request.app[CTX].demo
+    if demo is None:
+        raise ApiError("demo_only", 404)
+    return json_response(demo.cards())
+
+
+async def demo_swipe(request: web.Request) -> web.StreamResponse:
+    demo = request.app[CTX].demo
+    if demo is None:
+        raise ApiError("demo_only", 404)
+    body: SwipeBody = _decode(SwipeBody, await request.read())
+    await demo.swipe(body.key)
+    return json_response({"ok": True}, status=202)
+
+
+def build_app(ctx: ApiContext, *, max_body_bytes: int) -> web.Application:
+    """The aiohttp application of the local API and the cashier page."""
+    app = web.Application(
+        middlewares=[error_middleware, guard_middleware], client_max_size=max_body_bytes
+    )
+    app[CTX] = ctx
+    web_dir = Path(str(resources.files("terminal.web")))
+    r = app.router
+    r.add_get("/", index)
+    r.add_get("/index.html", index)
+    r.add_static("/web/", web_dir, show_index=False, append_version=False)
+    r.add_get("/api/v1/health", health)
+    r.add_get("/api/v1/state", state)
+    r.add_get("/api/v1/events", events)
+    r.add_get("/api/v1/session", session_get)
+    r.add_post("/api/v1/session", session_post)
+    r.add_delete("/api/v1/session", session_delete)
+    r.add_post("/api/v1/cards/resolve", resolve)
+    r.add_post("/api/v1/sales/quote", quote)
+    r.add_post("/api/v1/sales", sell)
+    r.add_post("/api/v1/sales/{id}/void", void)
+    r.add_get("/api/v1/receipts/{seq}", receipt)
+    r.add_get("/api/v1/receipts/{seq}/png", receipt_png)
+    r.add_post("/api/v1/receipts/{seq}/reprint", reprint)
+    r.add_post("/api/v1/day/close", close_day)
+    r.add_get("/api/v1/ledger", ledger)
+    r.add_post("/api/v1/sync", sync_now)
+    r.add_get("/api/v1/demo/cards", demo_cards)
+    r.add_post("/api/v1/demo/swipe", demo_swipe)
+    return app
+
+
+def wall_seconds() -> int:
+    return int(time.time())

@@ -1,0 +1,289 @@
+"""The daemon: builds the whole object graph from config and runs it under one TaskGroup."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from aiohttp import web
+
+from config.schema import Config, parse_listen
+from drivers.base import Reader
+from drivers.events import ReaderState
+from drivers.setup import make_reader
+from ledger.clock import Clock, SystemClock
+from ledger.entry import Entry
+from ledger.store import LedgerStore
+from ledger.usage import UsageBook
+from printer.escpos_env import prepare_escpos_cache
+from sync.backoff import Backoff
+from sync.catalog import Catalog
+from sync.client import SyncClient
+from sync.keys import load_or_create_key
+from terminal.api import ApiContext, DemoHooks, build_app
+from terminal.auth import PinThrottle, SessionSigner, allowed_origins, load_api_token
+from terminal.events import EventHub
+from terminal.printing import Printing
+from terminal.sale import SaleService, offline_policy
+from terminal.sdnotify import Notifier
+
+log = structlog.get_logger("kartapos.daemon")
+
+LEDGER_FILE = "ledger.sqlite"
+CATALOG_FILE = "catalog.sqlite"
+PRINT_FILE = "print.sqlite"
+_RECENT_DAYS = 2
+
+
+def ensure_state_dir(path: Path) -> None:
+    """Make the state dir (0700) or fail naming it."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PermissionError(f"state dir {path} is not writable")
+
+
+async def load_entries(store: LedgerStore, tz: ZoneInfo) -> tuple[UsageBook, list[Entry]]:
+    """Rebuild the usage book from the ledger; keep the last local days for the Z report."""
+    book = UsageBook(tz=tz)
+    recent: list[Entry] = []
+    async for e in store.iter_after(0, batch=5000):
+        book.apply(e)
+        if recent and recent[-1].local_date != e.local_date:
+            days = sorted({x.local_date for x in recent} | {e.local_date})[-_RECENT_DAYS:]
+            recent = [x for x in recent if x.local_date in days]
+        recent.append(e)
+    return book, recent
+
+
+async def open_queue(cfg: Config, state: Path, clock: Clock) -> Any | None:
+    """The durable print queue, or None when no printer is configured."""
+    if cfg.printer.kind == "none":
+        return None
+    from printer.queue import PrintQueue
+    from printer.transport import build_transport
+
+    return await PrintQueue.open(
+        state / PRINT_FILE,
+        transport=build_transport(cfg.printer),
+        printer=cfg.printer,
+        clock=clock,
+    )
+
+
+class Daemon:
+    """Everything the daemon runs. Use ``async with Daemon(cfg) as d: await d.serve()``."""
+
+    def __init__(
+        self, cfg: Config, *, clock: Clock | None = None, demo: DemoHooks | None = None
+    ) -> None:
+        self.cfg = cfg
+        self.clock = clock or SystemClock()
+        self.demo = demo
+        self.state_dir = Path(cfg.terminal.state_dir)
+        self.hub = EventHub()
+        self.stopping = asyncio.Event()
+        self.reader_states: dict[str, str] = {}
+        self._stack = contextlib.AsyncExitStack()
+        self.readers: list[Reader] = []
+        self.queue: Any | None = None
+
+    # --- building ------------------------------------------------------------------
+
+    async def __aenter__(self) -> Daemon:
+        try:
+            await self._open()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    async def _open(self) -> None:
+        cfg, clk, st = self.cfg, self.clock, self.state_dir
+        ensure_state_dir(st)
+        prepare_escpos_cache(st)
+        self.store = await LedgerStore.open(st / LEDGER_FILE, terminal=cfg.terminal.id)
+        self._stack.push_async_callback(self.store.close)
+        self.catalog = await Catalog.open(st / CATALOG_FILE, clk)
+        self._stack.push_async_callback(self.catalog.close)
+        self.usage, recent = await load_entries(self.store, ZoneInfo(cfg.terminal.timezone))
+        self.sync = SyncClient(cfg, self.store, self.catalog, load_or_create_key(st), clk)
+        self._stack.push_async_callback(self.sync.close)
+        self.usage.set_acknowledged(self.sync.acked_seq)
+        self.queue = await open_queue(cfg, st, clk)
+        if self.queue is not None:
+            self._stack.push_async_callback(self.queue.close)
+        self.printing = Printing(
+            cfg=cfg,
+            queue=self.queue,
+            catalog=self.catalog,
+            store=self.store,
+            policy=offline_policy(cfg),
+        )
+        self.readers = [make_reader(r, cfg.cards, clk) for r in cfg.readers]
+        self.service = SaleService(
+            cfg=cfg,
+            store=self.store,
+            catalog=self.catalog,
+            usage=self.usage,
+            printing=self.printing,
+            hub=self.hub,
+            clock=clk,
+            recent=recent,
+            sync_now=self.sync_cycle,
+            sync_info=self.sync_info,
+            readers_info=self.readers_info,
+        )
+        host, port = parse_listen(cfg.api.listen)
+        ctx = ApiContext(
+            services=self.service,
+            hub=self.hub,
+            token=load_api_token(st),
+            signer=SessionSigner.from_state_dir(st, cfg.api.session_ttl_s),
+            origins=allowed_origins(host, port, cfg.api.allowed_origins),
+            throttle=PinThrottle(),
+            wall_s=lambda: int(clk.now().timestamp()),
+            mono_s=clk.monotonic,
+            demo=self.demo,
+        )
+        app = build_app(ctx, max_body_bytes=cfg.api.max_body_bytes)
+        self.runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5)
+        self.host, self.port = host, port
+
+    # --- what the API asks for -------------------------------------------------------
+
+    def readers_info(self) -> list[dict[str, Any]]:
+        return [
+            {"name": r.name, "kind": r.kind, "state": self.reader_states.get(r.name, r.state.state)}
+            for r in self.readers
+        ]
+
+    def sync_info(self) -> dict[str, Any]:
+        s = self.sync
+        return {
+            "pending_entries": s.pending_entries,
+            "acked_seq": s.acked_seq,
+            "last_upload_at": s.last_upload_at.isoformat() if s.last_upload_at else None,
+            "cards_version": self.catalog.cards_version,
+            "fork_alarm": s.fork_alarm,
+        }
+
+    async def sync_cycle(self) -> dict[str, Any]:
+        result = await self.sync.cycle()
+        self.usage.set_acknowledged(self.sync.acked_seq)
+        await self._push_health()
+        out: dict[str, Any] = result.to_dict()
+        return out
+
+    async def _push_health(self) -> None:
+        self.hub.publish({"type": "health", "health": await self.service.health()})
+
+    # --- running ---------------------------------------------------------------------
+
+    async def serve(
+        self,
+        notifier: Notifier | None = None,
+        *,
+        on_ready: Callable[[Daemon], None] | None = None,
+        install_signals: bool = True,
+    ) -> None:
+        """Run until SIGTERM/SIGINT or :meth:`stop`; finishes the sale in flight."""
+        note = notifier or Notifier()
+        await self.printing.reconcile()
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        loop = asyncio.get_running_loop()
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stopping.set)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(self._pump(r)) for r in self.readers]
+                if self.queue is not None:
+                    tasks.append(tg.create_task(self.queue.run()))
+                    tasks.append(tg.create_task(self._watch_printer()))
+                tasks.append(tg.create_task(self._sync_loop()))
+                tasks.append(tg.create_task(self._watchdog(note, tasks)))
+                note.ready(f"kartapos {self.cfg.terminal.id} on {self.cfg.api.listen}")
+                log.info(
+                    "ready",
+                    terminal=self.cfg.terminal.id,
+                    listen=self.cfg.api.listen,
+                    head_seq=self.store.head.seq,
+                )
+                if on_ready is not None:
+                    on_ready(self)
+                await self.stopping.wait()
+                note.stopping("stopping")
+                log.info("stopping")
+                # Stop taking requests; in-flight ones (a sale being committed) finish.
+                await self.runner.cleanup()
+                for t in tasks:
+                    t.cancel()
+        finally:
+            if install_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            await self.runner.cleanup()
+            self.hub.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def _pump(self, reader: Reader) -> None:
+        async with reader:
+            async for ev in reader.events():
+                if isinstance(ev, ReaderState):
+                    self.reader_states[ev.reader] = ev.state
+                try:
+                    await self.service.on_reader_event(ev)
+                except Exception:
+                    log.exception("reader_event_failed", reader=reader.name)
+                if isinstance(ev, ReaderState):
+                    await self._push_health()
+
+    async def _watch_printer(self) -> None:
+        last = None
+        while True:
+            state = self.printing.state()
+            if state != last:
+                if last is not None:
+                    self.hub.publish({"type": "device", "device": "printer", "state": state})
+                    await self._push_health()
+                last = state
+            await asyncio.sleep(0.5)
+
+    async def _sync_loop(self) -> None:
+        """Upload and refresh while online: often enough that a blocked card arrives in minutes."""
+        interval = min(self.cfg.sync.upload_interval_s, self.cfg.sync.catalog_refresh_s)
+        backoff = Backoff(base_s=5.0, cap_s=600.0)
+        while True:
+            ok = False
+            try:
+                ok = (await self.sync.cycle()).ok
+                self.usage.set_acknowledged(self.sync.acked_seq)
+            except Exception:
+                log.exception("sync_cycle_failed")
+            await self._push_health()
+            if ok:
+                backoff.reset()
+            await asyncio.sleep(interval if ok else max(backoff.next_delay(), 1.0))
+
+    async def _watchdog(self, note: Notifier, tasks: list[asyncio.Task[Any]]) -> None:
+        interval = note.watchdog_interval()
+        if interval is None:
+            return
+        while True:
+            if all(not t.done() for t in tasks if t is not asyncio.current_task()):
+                note.watchdog()
+            await asyncio.sleep(interval)

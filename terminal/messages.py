@@ -1,0 +1,42 @@
+"""Polish messages of the local API's own refusals (the engine's are in ledger.refusals)."""
+
+from __future__ import annotations
+
+API_MESSAGES: dict[str, str] = {
+    "unauthorized": "Zaloguj się kodem PIN kasjera.",
+    "bad_pin": "Nieprawidłowy PIN.",
+    "pin_locked": "Zbyt wiele błędnych prób. Spróbuj ponownie za chwilę.",
+    "origin_refused": "Żądanie z obcej strony zostało odrzucone.",
+    "invalid_request": "Nieprawidłowe żądanie.",
+    "invalid_amount": "Nieprawidłowa kwota.",
+    "not_found": "Nie znaleziono.",
+    "too_large": "Żądanie jest za duże.",
+    "sale_conflict": "Ta transakcja została już zapisana z innymi danymi.",
+    "card_unknown": "Nieznana karta — nie ma jej na liście kart.",
+    "not_a_card_number": "To nie jest numer Karty Mieszkańca.",
+    "rules_missing": "Brak reguł partnera — połącz się z serwerem miasta.",
+    "sync_busy": "Synchronizacja już trwa.",
+    "sync_failed": "Synchronizacja nie powiodła się.",
+    "printer_none": "Drukarka nie jest skonfigurowana.",
+    "nothing_to_close": "Brak transakcji do zamknięcia dnia.",
+    "demo_only": "Dostępne tylko w trybie demonstracyjnym.",
+    "internal": "Błąd wewnętrzny terminala. Spróbuj ponownie.",
+}
+
+# What readers reject, as the cashier sees it.
+READ_MESSAGES: dict[str, str] = {
+    "payment_card": "To karta płatnicza — przeciągnij Kartę Mieszkańca.",
+    "garbled": "Nie udało się odczytać karty — przeciągnij ponownie.",
+    "incomplete": "Niepełny odczyt — przeciągnij kartę ponownie.",
+    "unknown_barcode": "Nieznany kod kreskowy.",
+    "bad_qr": "Nieprawidłowy kod QR.",
+    "expired_qr": "Kod QR wygasł — poproś o odświeżenie kodu w aplikacji.",
+    "not_an_identity": "Ten identyfikator zbliżeniowy nie jest kartą (telefon lub karta bankowa).",
+    "not_a_card_number": "To nie jest numer Karty Mieszkańca.",
+    "card_unknown": "Nieznana karta — nie ma jej na liście kart.",
+}
+
+
+def message(code: str) -> str:
+    """The Polish message for an API or read refusal code."""
+    return API_MESSAGES.get(code) or READ_MESSAGES.get(code) or API_MESSAGES["invalid_request"]
