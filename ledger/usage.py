@@ -12,7 +12,6 @@ person stop counting; its points are negated by the void entry's own (negative) 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
@@ -55,7 +54,7 @@ class UsageBook:
         # benefit -> {sale seq: card} for uses the server has not acknowledged yet
         self._pending: dict[str, dict[int, str]] = {}
         # benefit -> how many pending uses each card has (its keys: the distinct cards)
-        self._pending_cards: dict[str, Counter[str]] = {}
+        self._pending_cards: dict[str, dict[str, int]] = {}
         # (card, local date ordinal) -> sale seqs that redeemed points
         self._redeems: dict[tuple[str, int], set[int]] = {}
         self._redeem_key: dict[int, tuple[str, int]] = {}
@@ -90,24 +89,32 @@ class UsageBook:
             return
         delta = entry.points_earned - entry.points_redeemed
         if delta:
-            self._points.setdefault(card, _CardPoints()).add(unix_ms(parse_ts(entry.ts)), delta)
+            points = self._points.get(card)
+            if points is None:
+                points = self._points[card] = _CardPoints()
+            points.add(unix_ms(parse_ts(entry.ts)), delta)
         if entry.kind == EntryKind.SALE:
             self._apply_sale(entry, card)
         elif entry.kind == EntryKind.VOID and entry.ref is not None:
             self._apply_void(entry, card, entry.ref)
 
     def _apply_sale(self, entry: Entry, card: str) -> None:
+        if not entry.benefits and entry.points_redeemed <= 0:
+            return
         day = date.fromisoformat(entry.local_date).toordinal()
         for benefit in entry.benefits:
             qty = entry.benefit_quantities.get(benefit, 1)
-            self._uses.setdefault((card, benefit), {})[entry.seq] = (day, qty)
+            key = (card, benefit)
+            uses = self._uses.get(key)
+            if uses is None:
+                uses = self._uses[key] = {}
+            uses[entry.seq] = (day, qty)
             if entry.seq > self._acked_seq:
-                self._pending.setdefault(benefit, {})[entry.seq] = card
-                self._pending_cards.setdefault(benefit, Counter())[card] += 1
+                self._add_pending(benefit, entry.seq, card)
         if entry.points_redeemed > 0:
-            key = (card, day)
-            self._redeems.setdefault(key, set()).add(entry.seq)
-            self._redeem_key[entry.seq] = key
+            day_key = (card, day)
+            self._redeems.setdefault(day_key, set()).add(entry.seq)
+            self._redeem_key[entry.seq] = day_key
 
     def _apply_void(self, entry: Entry, card: str, ref: int) -> None:
         self._voided[ref] = entry.seq
@@ -119,6 +126,15 @@ class UsageBook:
         key = self._redeem_key.pop(ref, None)
         if key is not None:
             self._redeems[key].discard(ref)
+
+    def _add_pending(self, benefit: str, seq: int, card: str) -> None:
+        pending = self._pending.get(benefit)
+        if pending is None:
+            pending = self._pending[benefit] = {}
+            self._pending_cards[benefit] = {}
+        pending[seq] = card
+        cards = self._pending_cards[benefit]
+        cards[card] = cards.get(card, 0) + 1
 
     def _drop_pending(self, benefit: str, seq: int) -> None:
         pending = self._pending.get(benefit)
