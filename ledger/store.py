@@ -48,6 +48,7 @@ log = structlog.get_logger()
 SCHEMA_VERSION: Final = 1
 _MAX_BATCH: Final = 512
 _VERIFY_CHUNK: Final = 50_000
+_VERIFY_CHUNK_WRITER: Final = 5_000
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -253,6 +254,7 @@ class LedgerStore:
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._closing = False
         self._closed = False
+        self._failing = False
         self._writer: asyncio.Task[None] | None = None
         if not readonly:
             self._writer = asyncio.get_running_loop().create_task(
@@ -310,9 +312,17 @@ class LedgerStore:
             return
         self._closing = True
         try:
-            if self._writer is not None:
-                self._queue.put_nowait(None)
-                await self._writer
+            w = self._writer
+            if w is not None:
+                if not w.done():
+                    self._queue.put_nowait(None)
+                    # wait() rather than await: a writer cancelled by someone else must
+                    # not make close() itself raise CancelledError.
+                    await asyncio.wait([w])
+                if not w.cancelled() and w.exception() is not None:
+                    log.error(
+                        "ledger_writer_failed", path=str(self._path), error=str(w.exception())
+                    )
         finally:
             self._closed = True
             try:
@@ -358,11 +368,12 @@ class LedgerStore:
         """Write ``draft`` as the next entry; a retried request gets its entry back.
 
         Returns only after the entry's transaction committed. Raises
-        ``IdempotencyConflict`` when ``draft.sale_id`` was used for another request.
+        ``IdempotencyConflict`` when ``draft.sale_id`` was used for another request, and
+        ``LedgerError`` when the entry could not be committed.
         """
         if self._readonly:
             raise LedgerError(f"ledger {self._path} is open read-only")
-        if self._closing:
+        if self._closing or self._writer is None or self._writer.done():
             raise LedgerError(f"ledger {self._path} is closed")
         _check_draft(draft)
         future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
@@ -372,33 +383,61 @@ class LedgerStore:
         return await future
 
     async def _write_loop(self) -> None:
-        stop = False
-        while not stop:
-            first = await self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < _MAX_BATCH and not self._queue.empty():
-                nxt = self._queue.get_nowait()
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
-            await self._commit(batch)
-
-    async def _commit(self, batch: list[_Pending]) -> None:
-        drafts = [p.draft for p in batch]
+        batch: list[_Pending] = []
         try:
-            outcomes = await _call(self._conn, _write_batch, self._terminal, drafts)
-        except (sqlite3.Error, OSError) as e:
-            log.error("ledger_commit_failed", path=str(self._path), error=str(e))
-            err = LedgerError(f"ledger {self._path}: commit failed: {e}")
-            with contextlib.suppress(sqlite3.Error, ValueError):
-                self._head = await _call(self._conn, _read_head)
+            stop = False
+            while not stop:
+                first = await self._queue.get()
+                if first is None:
+                    break
+                batch = [first]
+                while len(batch) < _MAX_BATCH and not self._queue.empty():
+                    nxt = self._queue.get_nowait()
+                    if nxt is None:
+                        stop = True
+                        break
+                    batch.append(nxt)
+                await self._commit(batch)
+                batch = []
+        finally:
+            # Stopped or cancelled (possibly mid-commit: the batch may have committed).
+            # Nobody may wait forever; a retry with the same sale_id learns the outcome.
+            err = LedgerError(
+                f"ledger {self._path} closed before the entry was confirmed; "
+                "retry the request to learn whether it was written"
+            )
+            while not self._queue.empty():
+                left = self._queue.get_nowait()
+                if left is not None:
+                    batch.append(left)
             for p in batch:
                 if not p.future.done():
                     p.future.set_exception(err)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            outcomes = await _call(
+                self._conn, _write_batch, self._terminal, [p.draft for p in batch]
+            )
+        except Exception as e:  # every failure reaches the caller as a LedgerError
+            if len(batch) > 1:
+                # Whatever failed, one draft must not take the others down with it.
+                for p in batch:
+                    await self._commit([p])
+                return
+            if not self._failing:
+                self._failing = True
+                log.error("ledger_commit_failed", path=str(self._path), error=str(e))
+            with contextlib.suppress(Exception):
+                self._head = await _call(self._conn, _read_head)
+            if not batch[0].future.done():
+                batch[0].future.set_exception(
+                    LedgerError(f"ledger {self._path}: the entry was not written: {e}")
+                )
             return
+        if self._failing:
+            self._failing = False
+            log.info("ledger_commit_recovered", path=str(self._path))
         for p, out in zip(batch, outcomes, strict=True):
             if isinstance(out, Appended) and out.created:
                 self._head = Head(out.entry.seq, out.entry.hash)
@@ -414,19 +453,19 @@ class LedgerStore:
     async def get(self, seq: int) -> Entry | None:
         """The entry at ``seq``, or None."""
         rows = await self._fetch(f"{_SELECT} WHERE seq = ?", (seq,))
-        return _entry_from_row(rows[0]) if rows else None
+        return self._decode(rows[0]) if rows else None
 
     async def by_sale_id(self, sale_id: str) -> Entry | None:
         """The entry written for the client request ``sale_id``, or None."""
         rows = await self._fetch(f"{_SELECT} WHERE sale_id = ?", (sale_id,))
-        return _entry_from_row(rows[0]) if rows else None
+        return self._decode(rows[0]) if rows else None
 
     async def read_after(self, after_seq: int, limit: int) -> list[Entry]:
         """Up to ``limit`` entries with seq > ``after_seq``, in order."""
         rows = await self._fetch(
             f"{_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, max(0, limit))
         )
-        return [_entry_from_row(r) for r in rows]
+        return [self._decode(r) for r in rows]
 
     async def iter_after(self, after_seq: int = 0, batch: int = 1000) -> AsyncIterator[Entry]:
         """Every entry after ``after_seq``, read ``batch`` rows at a time."""
@@ -456,7 +495,9 @@ class LedgerStore:
         total = await self.count()
         st = _VerifyState(0, GENESIS_HASH)
         while True:
-            res = await self._guard(_call(self._conn, _verify_chunk, st, _VERIFY_CHUNK))
+            # Small chunks on a writer's connection: appends wait behind each chunk.
+            chunk = _VERIFY_CHUNK if self._readonly else _VERIFY_CHUNK_WRITER
+            res = await self._guard(_call(self._conn, _verify_chunk, st, chunk))
             if progress is not None:
                 progress(st.checked, max(total, st.checked))
             if isinstance(res, ChainError):
@@ -474,6 +515,14 @@ class LedgerStore:
                 await conn.close()
         except sqlite3.DatabaseError as e:
             raise LedgerCorruptError(f"ledger {self._path} is damaged: {e}") from e
+
+    def _decode(self, row: _Row) -> Entry:
+        try:
+            return _entry_from_row(row)
+        except (msgspec.DecodeError, IndexError) as e:
+            raise LedgerCorruptError(
+                f"ledger {self._path}: entry seq {row[0]} is unreadable: {e}"
+            ) from e
 
     async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[_Row]:
         rows = await self._guard(self._conn.execute_fetchall(sql, params))
@@ -521,6 +570,7 @@ def _prepare(
     if readonly:
         if version != SCHEMA_VERSION:
             raise LedgerCorruptError(f"{path} is not a kartapos ledger (schema {version})")
+        _check_terminal(db, path, terminal)
         return _read_head(db)
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -530,14 +580,8 @@ def _prepare(
         for stmt in _split_schema():
             db.execute(stmt)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        row = db.execute("SELECT value FROM meta WHERE key='terminal'").fetchone()
-        if row is None:
+        if not _check_terminal(db, path, terminal):
             db.execute("INSERT INTO meta (key, value) VALUES ('terminal', ?)", (terminal,))
-        elif row[0] != terminal:
-            raise LedgerError(
-                f"ledger {path} belongs to terminal {row[0]!r}, not {terminal!r} "
-                "(check terminal.id and terminal.state_dir)"
-            )
         head = _read_head(db)
         db.execute("COMMIT")
     except BaseException:
@@ -545,6 +589,19 @@ def _prepare(
             db.execute("ROLLBACK")
         raise
     return head
+
+
+def _check_terminal(db: sqlite3.Connection, path: Path, terminal: str) -> bool:
+    """Refuse another terminal's ledger; False when none is recorded yet."""
+    row = db.execute("SELECT value FROM meta WHERE key='terminal'").fetchone()
+    if row is None:
+        return False
+    if row[0] != terminal:
+        raise LedgerError(
+            f"ledger {path} belongs to terminal {row[0]!r}, not {terminal!r} "
+            "(check terminal.id and terminal.state_dir)"
+        )
+    return True
 
 
 def _split_schema() -> list[str]:

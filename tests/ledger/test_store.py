@@ -12,6 +12,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+import structlog
+import structlog.testing
 
 from ledger.clock import parse_ts, unix_ms
 from ledger.entry import GENESIS_HASH, Draft, verify_chain
@@ -278,6 +280,8 @@ async def test_a_ledger_of_another_terminal_is_refused(db_path: Path) -> None:
         await store.append(sale(1))
     with pytest.raises(LedgerError, match="T-0001"):
         await LedgerStore.open(db_path, terminal="T-0002")
+    with pytest.raises(LedgerError, match="T-0001"):
+        await LedgerStore.open(db_path, terminal="T-0002", readonly=True)
 
 
 async def test_append_after_close_is_refused(db_path: Path) -> None:
@@ -327,3 +331,63 @@ def test_process_exits_after_close(db_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "done"
+
+
+async def test_a_failing_commit_fails_only_its_own_entry_and_is_logged_once(
+    db_path: Path,
+) -> None:
+    async with await LedgerStore.open(db_path, terminal="T-0001") as store:
+        await store.append(sale(0))
+        # Another connection makes inserts of one card fail, like a disk error would.
+        with raw(db_path) as db:
+            db.execute(
+                "CREATE TRIGGER poison BEFORE INSERT ON entries "
+                "WHEN json_extract(CAST(NEW.body AS TEXT), '$.card') = '99-999999' "
+                "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+            )
+        with structlog.testing.capture_logs() as logs:
+            results = await asyncio.gather(
+                store.append(sale(1)),
+                store.append(sale(2, card="99-999999")),
+                store.append(sale(3, card="99-999999")),
+                store.append(sale(4)),
+                return_exceptions=True,
+            )
+            assert isinstance(results[1], LedgerError)
+            assert "disk on fire" in str(results[1])
+            assert isinstance(results[2], LedgerError)
+            ok = [r for r in (results[0], results[3]) if not isinstance(r, BaseException)]
+            assert sorted(r.entry.seq for r in ok) == [2, 3]
+            assert store.head.seq == 3
+            with raw(db_path) as db:
+                db.execute("DROP TRIGGER poison")
+            again = await store.append(sale(2, card="99-999999"))
+            assert again.created
+            assert again.entry.seq == 4
+        events = [e["event"] for e in logs]
+        assert events.count("ledger_commit_failed") == 1
+        assert events.count("ledger_commit_recovered") == 1
+        assert await store.verify() is None
+
+
+async def test_appends_never_hang_when_the_writer_is_cancelled(db_path: Path) -> None:
+    store = await LedgerStore.open(db_path, terminal="T-0001")
+    try:
+        tasks = [asyncio.create_task(store.append(sale(i))) for i in range(50)]
+        await asyncio.sleep(0)
+        assert store._writer is not None
+        store._writer.cancel()  # as when close() itself is cancelled mid-commit
+        done, pending = await asyncio.wait(tasks, timeout=10)
+        assert not pending
+        failed = [t for t in done if t.exception() is not None]
+        assert all(isinstance(t.exception(), LedgerError) for t in failed)
+        with pytest.raises(LedgerError, match="closed"):
+            await store.append(sale(99))
+    finally:
+        await store.close()
+    # Whatever was written is a valid chain, and a retry learns each outcome.
+    async with await LedgerStore.open(db_path, terminal="T-0001") as store:
+        assert await store.verify() is None
+        for i in range(50):
+            await store.append(sale(i))
+        assert store.head.seq == 50
