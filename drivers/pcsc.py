@@ -85,12 +85,16 @@ class PcscReader:
         tb: TracebackType | None,
     ) -> None:
         self._stop.set()
-        with self._lock:
-            if self._context is not None:
-                scard.SCardCancel(self._context)
         thread, self._thread = self._thread, None
-        if thread is not None:
-            await asyncio.to_thread(thread.join, 5.0)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5.0
+        while thread is not None and thread.is_alive() and loop.time() < deadline:
+            # Cancel again until the thread is out: a cancel that lands between two waits
+            # is lost, and the next wait would sit out its whole timeout.
+            with self._lock:
+                if self._context is not None:
+                    scard.SCardCancel(self._context)
+            await asyncio.to_thread(thread.join, 0.05)
         self.core.close()
 
     # -- thread side -------------------------------------------------------------------
@@ -204,5 +208,8 @@ class PcscReader:
             scard.SCardDisconnect(card, scard.SCARD_LEAVE_CARD)
         if rc != scard.SCARD_S_SUCCESS:
             return  # removed mid-APDU: no read
+        log.debug("pcsc_uid_reply", reader=self.name, size=len(resp), sw=bytes(resp[-2:]).hex())
+        if len(resp) < 2:
+            return  # the card left the field mid-APDU: vpcd and some readers answer nothing
         uid = uid_from_response(list(resp))
         self._post(deliver_uid, self.core, uid if uid is not None else b"")

@@ -141,20 +141,22 @@ class PcscdProcess:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"pcscd exited with {self._proc.returncode}: {self.log_tail()}")
             if PCSCD_SOCKET.exists() and self._vpcd_listening():
-                with socket.socket(socket.AF_UNIX) as s, contextlib.suppress(OSError):
-                    s.connect(str(PCSCD_SOCKET))
-                    return
+                return
             time.sleep(0.02)
         raise RuntimeError(f"pcscd did not come up in {timeout} s: {self.log_tail()}")
 
     def _vpcd_listening(self) -> bool:
-        with socket.socket() as s:
-            s.settimeout(0.2)
-            try:
-                s.connect(("127.0.0.1", self.port))
-            except OSError:
-                return False
-        return True
+        """pcscd lists the virtual reader (probing vpcd's port would look like a card)."""
+        from smartcard import scard
+
+        rc, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+        if rc != scard.SCARD_S_SUCCESS:
+            return False
+        try:
+            rc, readers = scard.SCardListReaders(ctx, [])
+            return rc == scard.SCARD_S_SUCCESS and READER_NAME in readers
+        finally:
+            scard.SCardReleaseContext(ctx)
 
     def log_tail(self) -> str:
         try:
