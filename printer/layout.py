@@ -280,10 +280,14 @@ def _void(c: _Composer, data: ReceiptData) -> None:
     if data.voided_ts:
         when = _local(data.voided_ts, data.timezone)
         c.pair(T.VOIDED_AT, when.strftime("%d.%m.%Y %H:%M") if when else data.voided_ts)
-    amount = data.voided_amount_gr if data.voided_amount_gr is not None else e.amount_gr
+    # The void entry negates the sale: its points_earned is minus what the sale granted
+    # (taken back), its points_redeemed minus what the sale spent (given back).
+    amount = data.voided_amount_gr if data.voided_amount_gr is not None else -e.amount_gr
     c.pair(T.VOIDED_AMOUNT, format_pln(amount))
-    c.pair(T.VOID_POINTS_TAKEN, _points(e.points_redeemed))
-    c.pair(T.VOID_POINTS_BACK, _points(e.points_earned))
+    c.pair(T.VOID_POINTS_TAKEN, _points(-e.points_earned))
+    c.pair(T.VOID_POINTS_BACK, _points(-e.points_redeemed))
+    if e.discount_gr:
+        c.pair(T.DISCOUNT, format_pln(e.discount_gr))
     if e.reason:
         c.left(f"{T.VOID_REASON} {e.reason}")
     c.rule()
@@ -299,8 +303,9 @@ def _day_close(c: _Composer, data: ReceiptData) -> None:
     c.pair(T.Z_DAY, _pl_date(data.entry.local_date), bold=True)
     c.pair(T.Z_SALES, _count(s.sales))
     c.pair(T.Z_VOIDS, _count(s.voids))
-    c.pair(T.Z_AMOUNT, format_pln(s.amount_gr))
-    c.pair(T.Z_VOIDED_AMOUNT, format_pln(s.voided_amount_gr))
+    c.pair(T.Z_SALES_AMOUNT, format_pln(s.sales_amount_gr))
+    c.pair(T.Z_VOIDED_AMOUNT, format_pln(-s.voided_amount_gr))
+    c.pair(T.Z_AMOUNT, format_pln(s.amount_gr), bold=True)
     c.pair(T.Z_DISCOUNT, format_pln(s.discount_gr))
     c.pair(T.Z_POINTS_EARNED, _points(s.points_earned))
     c.pair(T.Z_POINTS_REDEEMED, _points(s.points_redeemed))

@@ -33,12 +33,13 @@ class ReceiptBenefit(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DaySummary(msgspec.Struct, frozen=True, kw_only=True):
-    """Totals of a closed day (the Z report)."""
+    """Totals of a closed day (the Z report); sums are net of voids."""
 
     sales: int = 0
     voids: int = 0
-    amount_gr: int = 0
-    voided_amount_gr: int = 0
+    sales_amount_gr: int = 0  # the day's sales before voids
+    voided_amount_gr: int = 0  # what the voids took back (positive)
+    amount_gr: int = 0  # net purchases
     discount_gr: int = 0
     points_earned: int = 0
     points_redeemed: int = 0
@@ -52,18 +53,23 @@ class DaySummary(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def from_entry(cls, entry: Entry) -> DaySummary:
-        """Read the totals a day_close entry carries in ``summary`` (unknown keys ignored)."""
+        """Read the totals of a day_close entry (``ledger.voids.day_summary`` keys)."""
         s = entry.summary or {}
+        sales_amount = s.get("sales_amount_gr")
+        voids_amount = s.get("voids_amount_gr")  # negative: the voids' own amounts
+        amount = s.get("amount_gr", 0)
         return cls(
             sales=s.get("sales", 0),
             voids=s.get("voids", 0),
-            amount_gr=s.get("amount_gr", 0),
-            voided_amount_gr=s.get("voided_amount_gr", 0),
+            sales_amount_gr=amount if sales_amount is None else sales_amount,
+            voided_amount_gr=0 if voids_amount is None else -voids_amount,
+            amount_gr=amount,
             discount_gr=s.get("discount_gr", 0),
             points_earned=s.get("points_earned", 0),
             points_redeemed=s.get("points_redeemed", 0),
-            first_seq=s.get("first_seq"),
-            last_seq=s.get("last_seq"),
+            # day_summary writes 0 for a day without transactions
+            first_seq=s.get("first_seq") or None,
+            last_seq=s.get("last_seq") or None,
         )
 
 
@@ -80,7 +86,7 @@ class ReceiptData(msgspec.Struct, frozen=True, kw_only=True):
     # Local date (YYYY-MM-DD) of the catalogue the balance comes from, when it is older
     # than the sale's day: printed as "stan na <date>".
     balance_as_of: str | None = None
-    # void: the voided transaction.
+    # void: the voided transaction (a void entry negates its sale's columns).
     voided_seq: int | None = None
     voided_ts: str | None = None
     voided_amount_gr: int | None = None

@@ -80,12 +80,16 @@ def sample_void(seq: int = 13) -> ReceiptData:
             local_date="2026-11-18",
             kind="void",
             card="01-000018",
-            amount_gr=0,
-            points_earned=100,
-            points_redeemed=23,
+            amount_gr=-12345,
+            points_earned=-23,
+            points_redeemed=-100,
+            discount_gr=-1000,
+            benefits=("B-kawa", "B-sala"),
+            benefit_quantities={"B-kawa": 2, "B-sala": 1},
+            benefit_points={"B-kawa": -10, "B-sala": -5},
             ref=sale.entry.seq,
             reason="Pomyłka kasjera – zła kwota",
-            sale_id="0193a5b2-1111-7000-8000-000000000002",
+            sale_id="void:0193a5b2-1111-7000-8000-000000000001",
             balance_after=417,
         ),
         seq,
@@ -106,14 +110,17 @@ def sample_void(seq: int = 13) -> ReceiptData:
 
 def sample_day_close(seq: int = 14) -> ReceiptData:
     """A Z report closing the sample day."""
+    # ledger.voids.day_summary's keys: sums are net of the void.
     summary = {
         "sales": 11,
         "voids": 1,
-        "amount_gr": 1234567,
-        "voided_amount_gr": 12345,
-        "discount_gr": 5000,
+        "sales_amount_gr": 1234567,
+        "voids_amount_gr": -12345,
+        "amount_gr": 1222222,
+        "discount_gr": 4000,
         "points_earned": 1234,
-        "points_redeemed": 500,
+        "points_redeemed": 400,
+        "partner_cost_gr": 12340,
         "first_seq": 1,
         "last_seq": 13,
     }

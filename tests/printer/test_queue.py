@@ -333,3 +333,20 @@ async def test_sigkill_mid_job_second_print_says_kopia(state_dir: Path) -> None:
 def test_receipt_json_in_the_queue_is_the_data(state_dir: Path) -> None:
     data = sample_sale()
     assert msgspec.json.decode(msgspec.json.encode(data))["entry"]["seq"] == 12
+
+
+async def test_original_state_reports_the_entrys_own_receipt(
+    state_dir: Path, clock: FakeClock
+) -> None:
+    async with FakePrinter() as fake:
+        await fake.refuse()
+        t = NetworkTransport("127.0.0.1", fake.port, connect_timeout=0.5)
+        async with running(state_dir / "print.sqlite", t, section(fake.port), clock) as q:
+            assert await q.original_state(12) is None
+            job = await q.enqueue(sample_sale())
+            assert await q.original_state(12) == "queued"
+            await fake.start()
+            assert await q.wait(job, 5) == "printed"
+            await q.enqueue(sample_sale(), copy=True)  # a reprint does not change it
+            assert await q.original_state(12) == "printed"
+            assert await q.original_state(12, "void") is None
