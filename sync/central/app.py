@@ -132,6 +132,7 @@ async def health(_request: web.Request) -> web.Response:
 
 async def get_head(request: web.Request) -> web.Response:
     row = await _terminal_itself(request)
+    _only_query(request)
     return _json(row.head)
 
 
@@ -164,6 +165,7 @@ def _refuse_with_head(e: BatchRejected, head: Head) -> NoReturn:
 
 async def post_entries(request: web.Request) -> web.Response:
     row = await _terminal_itself(request)
+    _only_query(request)
     db, cfg = request.app[DB_KEY], request.app[CFG_KEY]
     tid = row.id
     bound = log.bind(terminal=tid)
@@ -218,8 +220,15 @@ async def post_entries(request: web.Request) -> web.Response:
     return _json(UploadOk(head=outcome.head))
 
 
+def _only_query(request: web.Request, *allowed: str) -> None:
+    unknown = sorted(set(request.query) - set(allowed))
+    if unknown:
+        raise Reply(400, "bad_request", f"unknown query parameter(s): {', '.join(unknown)}")
+
+
 async def get_cards(request: web.Request) -> web.StreamResponse:
     await _authenticate(request)
+    _only_query(request, "since")
     since_text = request.query.get("since")
     since: int | None = None
     if since_text not in (None, ""):
@@ -257,6 +266,7 @@ def _etag_matches(header: str | None, etag: str) -> bool:
 
 async def get_rules(request: web.Request) -> web.Response:
     row = await _authenticate(request)
+    _only_query(request)
     pid = request.match_info["pid"]
     if row.partner_id != pid:
         raise Reply(403, "forbidden", "this terminal is enrolled for another partner")

@@ -61,8 +61,9 @@ async def test_absent_zero_or_unknown_version_gives_the_full_list(
     assert len(cards) >= 55
 
 
-async def test_non_integer_since_is_400(central: CentralHarness) -> None:
-    async with central.session() as http, http.get("/v1/cards?since=abc") as r:
+@pytest.mark.parametrize("query", ["since=abc", "since=1.5", "since=1&full=1"])
+async def test_bad_query_is_400(central: CentralHarness, query: str) -> None:
+    async with central.session() as http, http.get(f"/v1/cards?{query}") as r:
         assert r.status == 400
         assert (await r.json())["error"] == "bad_request"
 
