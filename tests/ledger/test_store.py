@@ -391,3 +391,23 @@ async def test_appends_never_hang_when_the_writer_is_cancelled(db_path: Path) ->
         for i in range(50):
             await store.append(sale(i))
         assert store.head.seq == 50
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.iterdir())}
+
+
+async def test_readonly_open_never_writes_the_database(db_path: Path) -> None:
+    """SQLite needs its -shm/-wal sidecars for any WAL reader and may create them; the
+    database file and every entry stay untouched, and no WAL frame is written."""
+    async with await LedgerStore.open(db_path, terminal="T-0001") as store:
+        await asyncio.gather(*(store.append(sale(i)) for i in range(30)))
+    before = await asyncio.to_thread(_snapshot, db_path.parent)
+    async with await LedgerStore.open(db_path, terminal="T-0001", readonly=True) as ro:
+        assert await ro.verify() is None
+        await ro.check_integrity()
+        assert len(await ro.read_after(0, 100)) == 30
+    after = await asyncio.to_thread(_snapshot, db_path.parent)
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert set(after) - set(before) <= {"ledger.sqlite-wal", "ledger.sqlite-shm"}
+    assert after.get("ledger.sqlite-wal", (0, b""))[1] == b""
