@@ -27,13 +27,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
 
 from config.loader import EXIT_BAD_CONFIG, ConfigError, load_config
 from config.logging import configure_logging
-from config.schema import Config, PrinterSection, ReaderSection
+from config.schema import Config, PrinterSection, ReaderSection, parse_listen
 from ledger.clock import Clock, SystemClock
 from ledger.store import Head, LedgerError, LedgerStore
 from printer.transport import PrinterStatus, build_transport
@@ -586,6 +587,75 @@ async def check_sync(cfg: Config, local: Head | None, timeout_s: float) -> Check
     return result
 
 
+# --- the running daemon ------------------------------------------------------------------
+
+
+def _loopback(host: str) -> str:
+    """Where to reach a daemon listening on ``host`` (a wildcard means this machine)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104
+
+
+async def check_daemon(cfg: Config, timeout_s: float) -> tuple[Check, dict[str, Any] | None]:
+    """The daemon's own view (GET /api/v1/health), when it runs: readers' live state."""
+    what = "daemon"
+    host, port = parse_listen(cfg.api.listen)
+    host = _loopback(host)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/api/v1/health"
+    token_path = Path(cfg.terminal.state_dir) / API_TOKEN_FILE
+    try:
+        token, _ = await asyncio.to_thread(_read_token, token_path)
+    except (OSError, UnicodeDecodeError):
+        token = ""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
+            session.get(url, headers={"Authorization": f"Bearer {token}"}) as resp,
+        ):
+            status = resp.status
+            body = await resp.json(content_type=None) if status == 200 else None
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return (
+            _warn(
+                what,
+                f"not running (nothing answers at {cfg.api.listen}); the checks here opened "
+                "the devices directly",
+                "systemctl enable --now kartapos; logs: journalctl -u kartapos",
+            ),
+            None,
+        )
+    if status != 200 or not isinstance(body, dict):
+        return (
+            _warn(
+                what,
+                f"something answers at {cfg.api.listen} but not as kartapos (HTTP {status})",
+                f"check [api] listen and {token_path}",
+            ),
+            None,
+        )
+    readers = body.get("readers") or []
+    states = ", ".join(f"{r.get('name')}={r.get('state')}" for r in readers if isinstance(r, dict))
+    printer = body.get("printer")
+    printer = printer if isinstance(printer, dict) else {}
+    sync = body.get("sync")
+    sync = sync if isinstance(sync, dict) else {}
+    detail = (
+        f"running at {cfg.api.listen}, status {body.get('status')}; readers: {states or 'none'}; "
+        f"printer: {printer.get('state')}; entries to upload: {sync.get('pending_entries')}"
+    )
+    level = Level.OK if body.get("status") == "ok" else Level.WARN
+    return Check(level, what, detail), body
+
+
+def _reader_states(health: dict[str, Any] | None) -> dict[str, str]:
+    if health is None:
+        return {}
+    return {
+        str(r.get("name")): str(r.get("state"))
+        for r in health.get("readers") or []
+        if isinstance(r, dict)
+    }
+
+
 # --- time --------------------------------------------------------------------------------
 
 
@@ -669,6 +739,10 @@ async def diagnose(cfg: Config, *, clock: Clock, timeout_s: float = 5.0) -> list
         ledger = _fail("ledger", f"check crashed: {type(e).__name__}: {e}")
     checks.append(ledger)
 
+    daemon, health = await check_daemon(cfg, timeout_s)
+    checks.append(daemon)
+    live = _reader_states(health)
+
     work: list[tuple[str, Awaitable[Check]]] = [
         (f"reader {r.name} ({r.kind})", _in_thread(check_reader, r)) for r in cfg.readers
     ]
@@ -683,7 +757,8 @@ async def diagnose(cfg: Config, *, clock: Clock, timeout_s: float = 5.0) -> list
         found = tg.create_task(_found(cfg.readers, backstop))
     if not cfg.readers:
         checks.append(_warn("readers", "none configured", "add [[readers]] to the config"))
-    checks.extend(t.result() for t in tasks[: len(cfg.readers)])
+    for reader, task in zip(cfg.readers, tasks, strict=False):
+        checks.append(_with_live_state(task.result(), live.get(reader.name)))
     checks.extend(found.result())
     checks.extend(t.result() for t in tasks[len(cfg.readers) :])
     if printer.kind == "none":
@@ -691,6 +766,17 @@ async def diagnose(cfg: Config, *, clock: Clock, timeout_s: float = 5.0) -> list
             _warn("printer", "none configured: no receipts are printed", "[printer] kind")
         )
     return checks
+
+
+def _with_live_state(check: Check, state: str | None) -> Check:
+    """Add the daemon's view of a reader; a port it holds and reports connected is fine."""
+    if state is None:
+        return check
+    if check.level is Level.WARN and "in use" in check.detail and state == "connected":
+        return _ok(check.what, f"held by the running daemon, which reports it {state}")
+    return Check(
+        check.level, check.what, f"{check.detail}; the daemon reports it {state}", check.fix
+    )
 
 
 def exit_code(checks: list[Check]) -> int:

@@ -7,10 +7,12 @@ import contextlib
 import fcntl
 import os
 import secrets
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,8 +28,15 @@ from ledger.clock import FakeClock
 from ledger.store import LedgerStore
 from terminal.cmd_doctor import Check, Level, diagnose, exit_code
 from tests.conftest import REPO_ROOT
-from tests.drivers.pcsc_harness import LOCK_FILE, PCSCD_SOCKET, PcscdProcess, pcsc_available
+from tests.drivers.pcsc_harness import (
+    LOCK_FILE,
+    PCSCD_SOCKET,
+    PcscdProcess,
+    free_port,
+    pcsc_available,
+)
 from tests.ledger.test_store_support import sale
+from tests.terminal.test_sdnotify import Listener
 
 TERMINAL = "T-0001"
 # DLE EOT n -> the status byte a healthy ESC/POS printer answers.
@@ -113,6 +122,7 @@ class Box:
 
     root: Path
     token: str
+    api_port: int
 
     @property
     def config_path(self) -> Path:
@@ -125,6 +135,7 @@ class Box:
     def write(self, *, readers: str, printer: str, sync_url: str) -> Config:
         self.config_path.write_text(
             f'[terminal]\nid = "{TERMINAL}"\npartner_id = "P-0042"\nstate_dir = "state"\n\n'
+            f'[api]\nlisten = "127.0.0.1:{self.api_port}"\n\n'
             f"{readers}\n{printer}\n"
             f'[sync]\nurl = "{sync_url}"\ntoken_file = "token"\n',
             encoding="utf-8",
@@ -134,7 +145,7 @@ class Box:
 
 @pytest.fixture
 def box(tmp_path: Path, city: Server) -> Box:
-    b = Box(tmp_path, city.token)
+    b = Box(tmp_path, city.token, free_port())
     b.state_dir.mkdir(mode=0o700)
     token = tmp_path / "token"
     token.write_text(city.token + "\n")
@@ -174,8 +185,10 @@ async def test_healthy_box_reports_ok_everywhere(
     )
     checks = await diagnose(cfg, clock=clock, timeout_s=3)
     lines = [c.line() for c in checks]
-    assert [c.level for c in checks] == [Level.OK] * len(checks), lines
     found = by_what(checks)
+    assert found["daemon"].level is Level.WARN
+    assert "not running" in found["daemon"].detail
+    assert [c.level for c in checks if c.what != "daemon"] == [Level.OK] * (len(checks) - 1), lines
     assert pty_port in found["reader msr (serial)"].detail
     assert "online, paper present" in found["printer (network)"].detail
     assert printer.queries == [1, 2, 4]
@@ -529,7 +542,8 @@ async def test_cli_all_ok_exits_zero(
     )
     proc = await asyncio.to_thread(_doctor, box.config_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "-- 0 failed, 0 warnings" in proc.stdout
+    assert "-- 0 failed, 1 warnings" in proc.stdout
+    assert "WARN  daemon: not running" in proc.stdout
 
 
 async def test_serial_printer_on_a_pty_answers_status(
@@ -562,3 +576,41 @@ async def test_serial_printer_on_a_pty_answers_status(
         os.close(master)
     assert check.level is Level.WARN
     assert check.detail == f"{path}: paper low"
+
+
+async def test_running_daemon_gives_live_reader_state(
+    box: Box, city: Server, pty_port: str, clock: FakeClock
+) -> None:
+    # With the daemon holding the serial port, "in use" is the healthy answer.
+    cfg = box.write(readers=serial_reader("msr", pty_port), printer="", sync_url=city.url)
+    name = f"kartapos-doctor-{uuid.uuid4().hex}"
+    listener = Listener(b"\0" + name.encode())
+    log = (box.root / "daemon.log").open("wb")
+    daemon = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "terminal.cli", "run", "-c", str(box.config_path)),
+        env={**os.environ, "NOTIFY_SOCKET": "@" + name},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        message, _ = await asyncio.to_thread(listener.receive)
+        assert message.startswith("READY=1"), (box.root / "daemon.log").read_text()[-2000:]
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            found = by_what(await diagnose(cfg, clock=clock, timeout_s=3))
+            if "msr=connected" in found["daemon"].detail:
+                break
+            assert asyncio.get_running_loop().time() < deadline, found["daemon"].line()
+            await asyncio.sleep(0.1)
+        assert found["daemon"].detail.startswith(f"running at 127.0.0.1:{box.api_port}")
+        msr = found["reader msr (serial)"]
+        assert msr.level is Level.OK, msr.line()
+        assert msr.detail == "held by the running daemon, which reports it connected"
+        assert found["ledger"].level is Level.OK
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(20):
+            await daemon.wait()
+        log.close()
+        listener.sock.close()
+    assert daemon.returncode == 0
