@@ -7,6 +7,7 @@ folder on every start (~0.5 s of the start-up budget).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -30,6 +31,9 @@ def prepare_escpos_cache(state_dir: Path | None = None) -> Path | None:
     """Point escpos at a writable cache folder (keeps an existing setting); return it."""
     current = os.environ.get(ENV)
     if current:
+        # escpos writes its pickle there and fails if the folder is missing.
+        with contextlib.suppress(OSError):
+            Path(current).mkdir(parents=True, exist_ok=True, mode=0o700)
         return Path(current)
     candidates = _candidates()
     if state_dir is not None:

@@ -15,9 +15,8 @@ from config.schema import Config
 from drivers.events import CardRead, ReaderState, ReadRejected
 from ledger.cards import CardNumberError, CardNumberFormat, mask
 from ledger.clock import Clock, format_ts, local_date
-from ledger.domain import CardRecord, Rules
+from ledger.domain import CardRecord, CardStatus, Rules
 from ledger.entry import Draft, Entry, EntryKind, request_fields
-from ledger.periods import age_on
 from ledger.pins import verify_pin
 from ledger.refusals import Refusal, message_for
 from ledger.rules import (
@@ -25,12 +24,11 @@ from ledger.rules import (
     OfflinePolicy,
     SaleRequest,
     benefit_views,
-    card_is_active,
+    card_view,
     quote,
-    redeem_options,
 )
 from ledger.store import IdempotencyConflict, LedgerStore
-from ledger.usage import UsageBook, card_balance
+from ledger.usage import UsageBook
 from ledger.voids import day_summary, plan_void
 from sync.catalog import Catalog
 from terminal.api import ApiError, Caller, SaleBody, Services
@@ -171,64 +169,62 @@ class SaleService(Services):
     # --- card view ---------------------------------------------------------------------
 
     def card_view(self, card: CardRecord, at: datetime) -> dict[str, Any]:
-        """CARDVIEW of DESIGN section 6 (plus a few fields the page uses)."""
+        """CARDVIEW of DESIGN section 6, plus what the page shows beside it.
+
+        Extensions: the card's refusal ``reason``/``message``; per programme whether it is
+        still valid; ``balance.stale`` with ``as_of`` the city's balance date (the screen
+        says "stan na ..."); per benefit its unit, description, uses left, when a period
+        limit frees up and the Polish reason; invisible benefits are left out and the
+        available ones come first.
+        """
         on = local_date(at, self._tz)
-        rules = self._catalog.rules
         catalog = self._catalog_state()
-        active = card_is_active(card, on)
+        rules = self._catalog.rules or Rules(version="")
+        view: dict[str, Any] = dict(
+            card_view(card, rules, self._usage, at, catalog=catalog, policy=self._policy)
+        )
         reason: str | None = None
-        if card.status == "blocked" or card.status == "replaced":
+        if card.status in (CardStatus.BLOCKED, CardStatus.REPLACED):
             reason = "card_blocked"
-        elif not active:
+        elif not view["active"]:
             reason = "card_inactive"
-        benefits: list[dict[str, Any]] = []
-        redeem: list[dict[str, int]] = []
-        if rules is not None:
+        extra = {
+            v.id: v
             for v in benefit_views(
                 card, rules, self._usage, at, catalog=catalog, policy=self._policy
-            ):
-                if not v.visible:
-                    continue
-                item = v.to_contract()
-                item.update(
-                    unit=v.unit,
-                    description=v.description,
-                    remaining=v.remaining,
-                    free_at=format_ts(v.free_at) if v.free_at else None,
-                    message=message_for_reason(v.reason),
-                )
-                benefits.append(item)
-            benefits.sort(key=lambda b: not b["available"])
-            redeem = [
-                {"points": t.points, "discount_gr": t.discount_gr}
-                for t in redeem_options(
-                    card, rules, self._usage, at, catalog=catalog, policy=self._policy
-                )
-            ]
-        birth = card.holder.birth_date
-        return {
-            "number": card.number,
-            "status": str(card.status),
-            "active": active,
-            "reason": reason,
-            "message": message_for_reason(reason) if reason else None,
-            "holder": {
-                "display_name": card.holder.display_name,
-                "age": age_on(birth, on) if birth else None,
-            },
-            "programs": [
+            )
+        }
+        benefits = []
+        for b in view["benefits"]:
+            v = extra[b["id"]]
+            if not v.visible:
+                continue
+            b.update(
+                unit=v.unit,
+                description=v.description,
+                remaining=v.remaining,
+                free_at=format_ts(v.free_at) if v.free_at else None,
+                message=message_for_reason(v.reason),
+            )
+            benefits.append(b)
+        benefits.sort(key=lambda b: not b["available"])
+        stale = catalog.stale(self._policy)
+        view.update(
+            reason=reason,
+            message=message_for_reason(reason),
+            programs=[
                 {"code": p.code, "valid_to": p.valid_to.isoformat(), "valid": p.valid_to >= on}
                 for p in card.programs
             ],
-            "balance": {
-                "points": card_balance(card, self._usage),
+            balance={
+                **view["balance"],
                 "as_of": format_ts(card.points_as_of) if card.points_as_of else None,
-                "stale": catalog.stale(self._policy),
+                "stale": stale,
             },
-            "benefits": benefits,
-            "redeem_options": redeem,
-            "offline": catalog.stale(self._policy),
-        }
+            benefits=benefits,
+            offline=stale,
+        )
+        return view
 
     async def resolve(self, text: str) -> dict[str, Any]:
         card = await self._card(self._normalise(text))
