@@ -10,6 +10,13 @@ Rules it keeps (DESIGN section 9):
   backoff; the caller waits at most as long as it asks in ``wait``;
 - a cash-drawer kick lives in memory for 10 seconds: it is never stored, so neither a
   restart nor a printer coming back hours later pops the drawer for an old sale.
+
+Durability: WAL, so a killed process loses no commit. Only the ``printing`` mark is
+committed with ``synchronous=FULL`` (an fsync before the first byte goes out, which also
+makes every earlier commit durable). The others use NORMAL: a power cut may forget a
+job just queued (the daemon re-queues entries after ``last_original_seq()`` at start)
+or a job's ``printed`` mark (it then prints again as KOPIA), never cause a second
+original.
 """
 
 from __future__ import annotations
@@ -131,7 +138,7 @@ class PrintQueue:
             raise PrintQueueError(f"{path}: {e}") from e
         try:
             await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=FULL")
+            await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA busy_timeout=5000")
             await db.executescript(_SCHEMA)
             cur = await db.execute(
@@ -356,7 +363,17 @@ class PrintQueue:
 
     async def _mark(self, job_id: int, state: JobState, sql: str, *args: object) -> None:
         async with self._write_lock:
-            await self._db.execute(sql, (*args, job_id))
+            if state == "printing":
+                # The one commit that must reach the disk before the printer gets a byte:
+                # it is what turns a power cut mid-job into a KOPIA instead of a second
+                # original. FULL also flushes every earlier NORMAL commit in the WAL.
+                await self._db.execute("PRAGMA synchronous=FULL")
+                try:
+                    await self._db.execute(sql, (*args, job_id))
+                finally:
+                    await self._db.execute("PRAGMA synchronous=NORMAL")
+            else:
+                await self._db.execute(sql, (*args, job_id))
         async with self._changed:
             self._states[job_id] = state
             self._changed.notify_all()
