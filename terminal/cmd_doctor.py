@@ -724,9 +724,9 @@ async def diagnose(cfg: Config, *, clock: Clock, timeout_s: float = 5.0) -> list
     checks = [
         check_clock(clock),
         check_timezone(cfg, clock),
-        check_state_dir(state_dir),
-        check_disk(state_dir),
-        check_api_token(state_dir),
+        await asyncio.to_thread(check_state_dir, state_dir),
+        await asyncio.to_thread(check_disk, state_dir),
+        await asyncio.to_thread(check_api_token, state_dir),
     ]
     ledger_timeout = max(timeout_s, 60.0)  # a year of sales verifies in well under that
     head: Head | None = None
