@@ -10,7 +10,9 @@ import pytest
 from tests.drivers.pcsc_harness import PcscdProcess, pcsc_available
 
 
-@pytest.fixture(scope="session")
+# Module scope: the pcscd (and the lock that makes it this run's) is released after each
+# module, so other areas' tests that start their own pcscd never wait on this one.
+@pytest.fixture(scope="module")
 def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PcscdProcess]:
     if not pcsc_available():
         pytest.skip(

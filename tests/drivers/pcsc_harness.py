@@ -81,6 +81,42 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return False
 
 
+# The lock held in this process, if any: a second PcscdProcess here would wait on
+# itself forever (flock locks conflict between open files of one process too).
+_held: list[IO[str]] = []
+LOCK_WAIT_S = 300.0
+
+
+def _take_lock() -> IO[str]:
+    if _held:
+        raise RuntimeError(
+            "a PcscdProcess is already running in this test process; stop it first "
+            "(use module- or function-scoped pcscd fixtures)"
+        )
+    lock = LOCK_FILE.open("a+")
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                lock.close()
+                raise RuntimeError(
+                    f"another test run held {LOCK_FILE} for {LOCK_WAIT_S} s"
+                ) from None
+            time.sleep(0.1)
+    _held.append(lock)
+    return lock
+
+
+def _release_lock(lock: IO[str]) -> None:
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    lock.close()
+    if lock in _held:
+        _held.remove(lock)
+
+
 class PcscdProcess:
     """The machine's pcscd, run by a test with a vpcd reader on ``port``."""
 
@@ -123,8 +159,7 @@ class PcscdProcess:
     def start(self, timeout: float = 10.0) -> None:
         """Start pcscd and wait until its socket accepts connections."""
         if self._lock is None:
-            self._lock = LOCK_FILE.open("a+")
-            fcntl.flock(self._lock, fcntl.LOCK_EX)
+            self._lock = _take_lock()
             self._stop_stale()
         self._write_conf()
         log = self.log_path.open("ab")
@@ -183,8 +218,7 @@ class PcscdProcess:
     def close(self) -> None:
         self.stop()
         if self._lock is not None:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
+            _release_lock(self._lock)
             self._lock = None
 
     def __enter__(self) -> Self:
