@@ -46,6 +46,8 @@ from ledger.ids import uuid7
 log = structlog.get_logger()
 
 SCHEMA_VERSION: Final = 1
+# The ledger's file name inside terminal.state_dir.
+LEDGER_FILE: Final = "ledger.sqlite"
 _MAX_BATCH: Final = 512
 _VERIFY_CHUNK: Final = 50_000
 _VERIFY_CHUNK_WRITER: Final = 5_000
@@ -68,6 +70,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 _INSERT: Final = "INSERT INTO entries (seq, prev_hash, hash, body) VALUES (?, ?, ?, ?)"
 _SELECT: Final = "SELECT seq, prev_hash, hash, body FROM entries"
+
+
+def ledger_path(state_dir: str | Path) -> Path:
+    """Where a terminal keeps its ledger: ``<terminal.state_dir>/ledger.sqlite``."""
+    return Path(state_dir) / LEDGER_FILE
 
 
 class LedgerError(Exception):

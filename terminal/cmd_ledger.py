@@ -18,19 +18,13 @@ from typing import TextIO
 from config.loader import EXIT_BAD_CONFIG, load_config
 from config.logging import configure_logging
 from ledger.entry import ChainError
-from ledger.store import LedgerError, LedgerStore
+from ledger.store import LedgerError, LedgerStore, ledger_path
 
-LEDGER_FILE = "ledger.sqlite"
 EXIT_OK = 0
 EXIT_CHAIN_BROKEN = 1
 # A progress line is worth it only for ledgers that take a noticeable time.
 PROGRESS_MIN_ENTRIES = 20_000
 _PROGRESS_EVERY_S = 0.2
-
-
-def ledger_path(state_dir: str | Path) -> Path:
-    """Where the terminal keeps its ledger."""
-    return Path(state_dir) / LEDGER_FILE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
