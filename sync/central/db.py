@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS entries (
     body        BLOB NOT NULL,
     received_at TEXT NOT NULL,
     PRIMARY KEY (terminal, seq)
-) WITHOUT ROWID;
+);
 CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
     BEGIN SELECT RAISE(ABORT, 'entries are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
