@@ -312,3 +312,37 @@ async def test_unenrolled_key_is_rejected_and_nothing_stored(
     assert res.error == "rejected"
     assert "unknown_key" in res.message
     assert await env.server_hashes() == []
+
+
+async def test_gap_answer_resends_from_the_head_it_names(
+    env: Env, store: LedgerStore, catalog: Catalog
+) -> None:
+    """A 409 gap (the head moved between GET and POST) -> resend from the head in the reply."""
+    await append_sales(store, env.clock, 9)
+    client = env.client(store, catalog, batch_size=3)
+    assert (await client.upload()).ok
+    await append_sales(store, env.clock, 3)
+    genesis = b'{"seq":0,"hash":"' + b"0" * 64 + b'"}'
+    # As if the server had lost everything (restored) right after our GET head.
+    env.faults.add("entries", answer(409, b'{"error":"gap","head":' + genesis + b"}"))
+    with structlog.testing.capture_logs() as logs:
+        res = await client.upload()
+    await client.close()
+    assert res.ok, res
+    assert any(e["event"] == "sync_gap" for e in logs)
+    # It re-sent seq 1-3 (a replay: stored once); the reply's real head (9) let it skip on.
+    assert sum(1 for e in logs if e["event"] == "upload_replay") == 1
+    await assert_server_holds_exactly(env, store)
+
+
+async def test_body_too_large_halves_the_batch(
+    env: Env, store: LedgerStore, catalog: Catalog
+) -> None:
+    await append_sales(store, env.clock, 8)
+    env.faults.add("entries", answer(413, b'{"error":"too_large"}'))
+    client = env.client(store, catalog, batch_size=8)
+    res = await client.upload()
+    await client.close()
+    assert res.ok, res
+    assert res.batches == 2  # 8 entries in batches of 4 after the 413
+    await assert_server_holds_exactly(env, store)
