@@ -9,7 +9,12 @@ Durability: WAL with ``synchronous=FULL``; an append returns only after the
 transaction holding it committed. Appends go through one writer task that commits
 every draft queued meanwhile in one ``BEGIN IMMEDIATE`` transaction (group commit);
 the whole transaction runs in aiosqlite's thread in one hop. Single writer: an
-exclusive ``flock`` on ``<db>.lock``; readonly opens take no lock and never write.
+exclusive ``flock`` on ``<db>.lock``; readonly opens take no lock and never write the
+database (SQLite itself may create the ``-wal``/``-shm`` files any WAL reader needs).
+
+Limits: the chain proves every entry from genesis to the local head; entries cut off
+the END of the file leave a shorter valid chain, which only the city server (holding
+the uploaded head) can notice.
 """
 
 from __future__ import annotations
