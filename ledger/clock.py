@@ -55,6 +55,42 @@ class FakeClock:
         self.wall = wall
 
 
+class OffsetFileClock:
+    """The system clock shifted by the seconds written in a file (the chaos harness's knob).
+
+    The file is re-read at most every 50 ms of monotonic time; a missing or unreadable
+    file means no shift. Used only when ``KARTAPOS_CLOCK_OFFSET_FILE`` is set.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._offset = 0.0
+        self._checked = -1.0
+
+    def _shift(self) -> float:
+        now = time.monotonic()
+        if now - self._checked >= 0.05:
+            self._checked = now
+            try:
+                with open(self._path) as f:
+                    self._offset = float(f.read().strip() or 0)
+            except (OSError, ValueError):
+                self._offset = 0.0
+        return self._offset
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self._shift())
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+def clock_from_env(env: dict[str, str]) -> Clock:
+    """The daemon's clock: the system's, or the harness's shifted one."""
+    path = env.get("KARTAPOS_CLOCK_OFFSET_FILE")
+    return OffsetFileClock(path) if path else SystemClock()
+
+
 def format_ts(at: datetime) -> str:
     """RFC 3339 UTC with milliseconds: 2026-11-22T02:11:54.123Z."""
     utc = at.astimezone(UTC)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 from config.loader import EXIT_BAD_CONFIG, load_config
 from config.logging import configure_logging
 from config.schema import Config
+from ledger.clock import clock_from_env
 from ledger.store import LedgerError, LedgerLockedError
 from terminal.app import Daemon
 
@@ -20,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def serve(cfg: Config) -> None:
-    async with Daemon(cfg) as daemon:
+    async with Daemon(cfg, clock=clock_from_env(dict(os.environ))) as daemon:
         await daemon.serve()
 
 

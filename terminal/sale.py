@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from config.faults import fault_point
 from config.schema import Config
 from drivers.events import CardRead, ReaderState, ReadRejected
 from ledger.cards import CardNumberError, CardNumberFormat, mask
@@ -328,7 +329,7 @@ class SaleService(Services):
     ) -> tuple[int, dict[str, Any]]:
         if entry.kind != EntryKind.SALE or not self._same_request(entry, body, number):
             raise ApiError("sale_conflict", 409, details={"seq": entry.seq})
-        status = await self._printing.status_of(entry.seq)
+        status = await self._receipt_of(entry)
         return 200, {"entry": entry.to_dict(), "receipt": {"status": status}}
 
     async def sell(self, body: SaleBody, caller: Caller) -> tuple[int, dict[str, Any]]:
@@ -355,6 +356,7 @@ class SaleService(Services):
         entry = appended.entry
         if not appended.created:
             return await self._replayed(entry, body, number)
+        fault_point("after_commit_before_print")
         log.info(
             "sale",
             seq=entry.seq,
@@ -381,7 +383,7 @@ class SaleService(Services):
         if done is not None:
             return 200, {
                 "entry": done.to_dict(),
-                "receipt": {"status": await self._printing.status_of(done.seq)},
+                "receipt": {"status": await self._receipt_of(done)},
             }
         number = original.card or ""
         async with self._card_lock(number):
@@ -400,6 +402,7 @@ class SaleService(Services):
             appended = await self._store.append(draft)
             await self._apply_through(appended.entry)
         entry = appended.entry
+        fault_point("after_commit_before_print")
         log.info("void", seq=entry.seq, ref=entry.ref, card=number)
         status = await self._printing.print_entry(entry, card=card, voided=original)
         body = {"entry": entry.to_dict(), "receipt": {"status": status}}
@@ -422,11 +425,19 @@ class SaleService(Services):
         appended = await self._store.append(draft)
         await self._apply_through(appended.entry)
         entry = appended.entry
+        fault_point("after_commit_before_print")
         log.info("day_close", seq=entry.seq, local_date=today, sales=summary.get("sales"))
         status = await self._printing.print_entry(entry)
         body = {"entry": entry.to_dict(), "receipt": {"status": status}, "summary": summary}
         self._hub.publish({"type": "sale", "entry": body["entry"], "receipt": body["receipt"]})
         return body
+
+    async def _receipt_of(self, entry: Entry) -> str:
+        """A replayed request's receipt state; queues the original if a failure lost it."""
+        status = await self._printing.status_of(entry.seq)
+        if status == "none":
+            status = await self._printing.print_entry(entry)
+        return status
 
     async def _entry(self, seq: int) -> Entry:
         e = await self._store.get(seq)
