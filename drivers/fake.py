@@ -45,7 +45,9 @@ class FakeReader:
         self.decoder = decoder
         self.core = ReaderCore(name, kind, clock, dedupe_window_s)
         self.framer = SerialFramer(prefix, suffix)
-        self.wedge = WedgeDecoder(LAYOUTS[layout], inter_key_timeout_s)
+        self.wedge = WedgeDecoder(
+            LAYOUTS[layout], inter_key_timeout_s, prefix=prefix, suffix=suffix
+        )
         self._plugged_at_start = plugged
         self._plugged = False
         self._prefix, self._suffix = prefix, suffix

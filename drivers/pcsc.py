@@ -163,6 +163,14 @@ class PcscReader:
                 continue
             if rc == scard.SCARD_E_CANCELLED:
                 return
+            if rc in (scard.SCARD_E_UNKNOWN_READER, scard.SCARD_E_READER_UNAVAILABLE):
+                # A reader went away between listing and waiting: list again.
+                now = self._list_readers(context)
+                if now is None:
+                    self._set_state("error", "pcscd unavailable")
+                    return
+                states = {r: states.get(r, scard.SCARD_STATE_UNAWARE) for r in now}
+                continue
             if rc != scard.SCARD_S_SUCCESS:
                 self._set_state("error", "pcscd unavailable")
                 return

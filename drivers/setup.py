@@ -54,7 +54,12 @@ def make_reader(section: ReaderSection, cards: CardsSection, clock: Clock) -> Re
             section.name,
             lambda: open_input_device(spec),
             text_decoder(cards, clock),
-            WedgeDecoder(LAYOUTS[section.layout], section.inter_key_timeout_ms / 1000),
+            WedgeDecoder(
+                LAYOUTS[section.layout],
+                section.inter_key_timeout_ms / 1000,
+                prefix=section.prefix,
+                suffix=section.suffix,
+            ),
             clock,
             grab=section.grab,
             dedupe_window_s=section.dedupe_window_s,

@@ -44,9 +44,14 @@ class Scan:
 class WedgeDecoder:
     """Feed evdev events; collect finished scans."""
 
-    def __init__(self, keymap: KeyMap, inter_key_timeout_s: float) -> None:
+    def __init__(
+        self, keymap: KeyMap, inter_key_timeout_s: float, *, prefix: str = "", suffix: str = ""
+    ) -> None:
         self.keymap = keymap
         self.timeout_s = inter_key_timeout_s
+        # Characters some scanners are set up to add around each scan.
+        self.prefix = prefix
+        self.suffix = suffix
         self._chars: list[str] = []
         self._shift: set[int] = set()
         self._altgr = False
@@ -71,7 +76,12 @@ class WedgeDecoder:
             return Scan(None, WedgeError("garbled"))
         if not chars or (timed_out and len(chars) < MIN_TIMED_OUT_CHARS):
             return None
-        return Scan("".join(chars))
+        text = "".join(chars)
+        if self.prefix and text.startswith(self.prefix):
+            text = text[len(self.prefix) :]
+        if self.suffix and text.endswith(self.suffix):
+            text = text[: -len(self.suffix)]
+        return Scan(text) if text else None
 
     def expire(self) -> Scan | None:
         """The inter-key timeout passed with no key: end the pending scan."""

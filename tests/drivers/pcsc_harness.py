@@ -127,10 +127,16 @@ class PcscdProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock: IO[str] | None = None
         self.log_path = workdir / "pcscd.log"
+        # False: the next start() runs pcscd with no reader at all (a reader unplugged).
+        self.with_reader = True
 
     def _write_conf(self) -> None:
         self.confdir.mkdir(parents=True, exist_ok=True)
-        (self.confdir / "vpcd").write_text(
+        conf = self.confdir / "vpcd"
+        if not self.with_reader:
+            conf.unlink(missing_ok=True)
+            return
+        conf.write_text(
             'FRIENDLYNAME "Virtual PCD"\n'
             f"DEVICENAME /dev/null:0x{self.port:04X}\n"
             f"LIBPATH {VPCD_LIB}\n"
@@ -175,7 +181,7 @@ class PcscdProcess:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"pcscd exited with {self._proc.returncode}: {self.log_tail()}")
-            if PCSCD_SOCKET.exists() and self._vpcd_listening():
+            if PCSCD_SOCKET.exists() and (not self.with_reader or self._vpcd_listening()):
                 return
             time.sleep(0.02)
         raise RuntimeError(f"pcscd did not come up in {timeout} s: {self.log_tail()}")

@@ -106,6 +106,26 @@ async def test_pcscd_restart_mid_session(nfc: PcscReader, pcscd: PcscdProcess) -
     assert read.uid == "04000011"
 
 
+async def test_reader_gone_and_back_while_pcscd_runs(nfc: PcscReader, pcscd: PcscdProcess) -> None:
+    events = nfc.events()
+    pcscd.with_reader = False
+    try:
+        await asyncio.to_thread(pcscd.restart)
+        states = [await next_event(events) for _ in range(2)]
+        assert [s.state for s in states if isinstance(s, ReaderState)] == ["error", "disconnected"]
+        assert isinstance(states[1], ReaderState)
+        assert states[1].detail == f"no reader matching {READER_NAME!r}"
+    finally:
+        pcscd.with_reader = True
+        await asyncio.to_thread(pcscd.restart)
+    back = [await next_event(events) for _ in range(2)]
+    assert [s.state for s in back if isinstance(s, ReaderState)] == ["error", "connected"]
+    await tap(pcscd, bytes.fromhex("04000020"))
+    read = await next_event(events)
+    assert isinstance(read, CardRead)
+    assert read.uid == "04000020"
+
+
 async def test_no_matching_reader_is_disconnected(pcscd: PcscdProcess, clock: FakeClock) -> None:
     reader = PcscReader("nfc", "ACR122U", clock)
     async with reader:

@@ -125,3 +125,10 @@ def test_modifiers_never_stick_after_a_drop() -> None:
     events += list(typer.tap(e.KEY_ENTER, 0.002))  # ends the dropped scan
     events += typer.type("abcd")
     assert texts(run(dec, events)) == ["!incomplete", "abcd"]
+
+
+def test_configured_prefix_and_suffix_are_stripped() -> None:
+    dec = WedgeDecoder(US, 0.08, prefix="]C0", suffix="#")
+    assert texts(run(dec, KeyTyper().type("]C001000018#"))) == ["01000018"]
+    # Without them the text is left as it came.
+    assert texts(run(dec, KeyTyper().type("01000019"))) == ["01000019"]
