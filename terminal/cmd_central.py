@@ -29,6 +29,8 @@ actions (after -c FILE; without one the server runs in the foreground):
                      store partner PID's rules document (JSON)
   block-card NUMBER  mark a card blocked (zastrzeżona); terminals get it in the next delta
   unblock-card NUMBER
+  compact-cards      forget removed cards; terminals older than the current card
+                     list version then get the full list instead of a delta
   heads              list enrolled terminals and the last entry received from each
 """
 
@@ -55,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("number", metavar="NUMBER")
     p = sub.add_parser("unblock-card", help="make a blocked card active again")
     p.add_argument("number", metavar="NUMBER")
+    sub.add_parser("compact-cards", help="forget removed cards (older terminals get a full list)")
     sub.add_parser("heads", help="list terminals and their last received entry")
 
 
@@ -113,6 +116,9 @@ async def _admin(args: argparse.Namespace, cfg: CentralConfig) -> int:
         status = CardStatus.BLOCKED if action == "block-card" else CardStatus.ACTIVE
         await central.set_card_status(db, args.number, status)
         print(f"card {args.number}: {status.value}")
+    elif action == "compact-cards":
+        version = await central.compact_cards(db)
+        print(f"removed cards forgotten; deltas from before version {version} get the full list")
     elif action == "heads":
         rows = await central.list_heads(db)
         if not rows:

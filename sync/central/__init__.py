@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sync.central.admin import (
     AdminError,
+    compact_cards,
     enrol,
     list_heads,
     load_cards,
@@ -27,6 +28,7 @@ __all__ = [
     "Middleware",
     "TerminalRow",
     "build_app",
+    "compact_cards",
     "demo_number",
     "enrol",
     "list_heads",

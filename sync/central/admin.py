@@ -233,6 +233,12 @@ async def set_card_status(db_path: Path | str, number: str, status: CardStatus) 
             raise AdminError(f"card {number} is not on the card list")
 
 
+async def compact_cards(db_path: Path | str) -> int:
+    """Drop removed cards for good; returns the version older deltas are refused below."""
+    async with await _open(db_path) as db:
+        return await db.compact_cards()
+
+
 async def list_heads(db_path: Path | str) -> list[TerminalRow]:
     async with await _open(db_path) as db:
         return await db.heads()

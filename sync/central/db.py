@@ -403,6 +403,20 @@ class CentralDB:
 
         return await _call(self._conn, work)
 
+    async def compact_cards(self) -> int:
+        """Forget removed cards; terminals older than now get the full list next time."""
+
+        def work(db: sqlite3.Connection) -> int:
+            def body() -> int:
+                version = _meta(db, "cards_version")
+                db.execute("DELETE FROM cards WHERE removed = 1")
+                db.execute("UPDATE meta SET value = ? WHERE key = 'delta_floor'", (version,))
+                return version
+
+            return _tx(db, body)
+
+        return await _call(self._conn, work)
+
     async def set_card_status(self, number: str, status: CardStatus) -> bool:
         """Change a card's status (block, unblock...); False when the card is unknown."""
 
@@ -597,7 +611,9 @@ def _feed_start(db: sqlite3.Connection, since: int | None) -> tuple[CardsHeader,
     db.execute("BEGIN")  # one snapshot for the header's version and every line
     version = _meta(db, "cards_version")
     floor = _meta(db, "delta_floor")
-    full = since is None or since <= floor or since > version
+    # Full when the terminal has nothing, is ahead of us (we were restored from a
+    # backup), or is older than the removals we still remember.
+    full = since is None or since <= 0 or since < floor or since > version
     if full:
         cur = db.execute(
             "SELECT number, body, points, points_as_of, 0 FROM cards WHERE removed = 0"

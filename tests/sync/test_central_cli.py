@@ -58,7 +58,15 @@ def _one_line_error(r: subprocess.CompletedProcess[str], code: int, *needles: st
 def test_help_lists_every_action(tmp_path: Path) -> None:
     r = kartapos("central", "--help", cwd=tmp_path)
     assert r.returncode == 0
-    for action in ("enrol", "seed-demo", "load-cards", "load-rules", "block-card", "heads"):
+    for action in (
+        "enrol",
+        "seed-demo",
+        "load-cards",
+        "load-rules",
+        "block-card",
+        "compact-cards",
+        "heads",
+    ):
         assert action in r.stdout
 
 

@@ -106,6 +106,22 @@ async def test_delta_carries_only_changes_including_blocks_and_removals(
         assert "01-000083" not in {c.number for c in full}
 
 
+async def test_after_compaction_older_terminals_get_the_full_list(
+    central: CentralHarness,
+) -> None:
+    async with central.session() as http:
+        v0 = (await feed(http))[0].version
+        await central.db.upsert_cards([CardRemoved(number="01-000083", removed=True)])
+        v1 = (await feed(http))[0].version
+        assert (await feed(http, v0))[0].full is False
+        assert await central.db.compact_cards() == v1
+        old, cards, _ = await feed(http, v0)  # cannot learn the removal from a delta
+        assert old.full is True
+        assert "01-000083" not in {c.number for c in cards}
+        current, cards, _ = await feed(http, v1)
+        assert (current.full, cards) == (False, [])
+
+
 async def test_reloading_unchanged_cards_does_not_grow_the_delta(central: CentralHarness) -> None:
     card = await central.db.card("01-000018")
     assert card is not None
