@@ -61,6 +61,23 @@ def _progress_printer(err: TextIO) -> Callable[[int, int], None]:
     return show
 
 
+async def _check_both(
+    store: LedgerStore, progress: Callable[[int, int], None] | None
+) -> ChainError | None:
+    """SQLite's page check and the chain walk side by side (two cores); if one fails
+    the other is cancelled, and the first failure is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(store.check_integrity())
+            chain = tg.create_task(store.verify(progress))
+    except BaseExceptionGroup as group:
+        first = group.exceptions[0]
+        if isinstance(first, LedgerError):
+            raise first from None
+        raise
+    return chain.result()
+
+
 async def verify_ledger(
     path: Path,
     terminal: str,
@@ -78,8 +95,7 @@ async def verify_ledger(
             path, terminal=terminal, readonly=True, integrity_check=False
         )
         async with store:
-            # SQLite's page check and the chain walk run side by side (two cores).
-            _, result = await asyncio.gather(store.check_integrity(), store.verify(progress))
+            result = await _check_both(store, progress)
             head = await store.refresh_head()
             count = await store.count()
     except LedgerError as e:

@@ -238,3 +238,25 @@ def test_dispatcher_says_plainly_when_a_command_is_not_built(
     monkeypatch.setitem(cli.COMMANDS, "future", ("terminal.cmd_future_xyz", "not yet"))
     assert main(["future"]) == 1
     assert "not built yet" in capsys.readouterr().err
+
+
+def test_damaged_pages_exit_2_with_one_clean_line(conf: Path) -> None:
+    """quick_check and the chain walk run side by side: whichever trips first, the
+    other is stopped and the user sees one line (no stray task errors)."""
+    _make_ledger(conf, 300)
+    data = bytearray(_ledger(conf).read_bytes())
+    page = 4096
+    for off in range(3 * page, len(data) - page, page):
+        data[off : off + 64] = b"\xa5" * 64
+    _ledger(conf).write_bytes(bytes(data))
+    done = subprocess.run(
+        [*KARTAPOS, "ledger", "verify", "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+    )
+    assert done.returncode == 2, done
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"kartapos ledger verify: ledger {_ledger(conf)}")
