@@ -245,20 +245,32 @@ class SyncClient:
             await self._check_prefix(server, local)
             self._set_acked(server)
             stalls = 0
-            while self.acked_seq < local.seq:
-                before = self.acked_seq
-                entries = await self._read(self.acked_seq)
-                if not entries:
-                    raise SyncError("ledger", f"no entries after seq {self.acked_seq}")
-                head, accepted = await self._send_batch(entries, local)
-                batches += accepted
-                await self._check_prefix(head, local)
-                self._set_acked(head)
-                sent += max(0, self.acked_seq - before) if accepted else 0
-                stalls = 0 if self.acked_seq > before else stalls + 1
-                if stalls >= 3:
-                    raise SyncError("no_progress", f"the server stays at seq {self.acked_seq}")
-                self._emit("upload_progress", local)
+            # The next batch is read and encoded while the server verifies this one.
+            ahead: asyncio.Task[tuple[list[Entry], bytes]] | None = None
+            ahead_after = -1
+            try:
+                while self.acked_seq < local.seq:
+                    before = self.acked_seq
+                    if ahead is not None and ahead_after == before:
+                        entries, body = await ahead
+                    else:
+                        await _discard(ahead)
+                        entries, body = await self._prepare(before)
+                    ahead = None
+                    if entries[-1].seq < local.seq:
+                        ahead_after = entries[-1].seq
+                        ahead = asyncio.create_task(self._prepare(ahead_after))
+                    head, accepted = await self._send_batch(body)
+                    batches += accepted
+                    await self._check_prefix(head, local)
+                    self._set_acked(head)
+                    sent += max(0, self.acked_seq - before) if accepted else 0
+                    stalls = 0 if self.acked_seq > before else stalls + 1
+                    if stalls >= 3:
+                        raise SyncError("no_progress", f"the server stays at seq {self.acked_seq}")
+                    self._emit("upload_progress", local)
+            finally:
+                await _discard(ahead)
         except ForkDetected as e:
             await self._raise_fork_alarm(e.message)
             await self._save_acked(ok=False)
@@ -335,9 +347,15 @@ class SyncClient:
         except CatalogError as e:
             log.error("sync_state_not_saved", reason=str(e))
 
-    async def _send_batch(self, entries: list[Entry], local: Head) -> tuple[Head, bool]:
+    async def _prepare(self, after: int) -> tuple[list[Entry], bytes]:
+        """The batch after ``after`` and its signed (gzip) body, encoded off the loop."""
+        entries = await self._read(after)
+        if not entries:
+            raise SyncError("ledger", f"no entries after seq {after}")
+        return entries, await asyncio.to_thread(self._encode_batch, entries)
+
+    async def _send_batch(self, body: bytes) -> tuple[Head, bool]:
         """POST one batch; the server's head after it, and whether it was a 200."""
-        body = await asyncio.to_thread(self._encode_batch, entries)
         headers = {"Content-Type": "application/json"}
         if self._cfg.sync.gzip:
             headers["Content-Encoding"] = "gzip"
@@ -589,6 +607,17 @@ class _PlainError:
 
 class _TooLarge(Exception):
     pass
+
+
+async def _discard(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a read-ahead that is no longer wanted and wait for it to end."""
+    if task is None:
+        return
+    task.cancel()
+    # wait() rather than await: our own cancellation still propagates, the task's doesn't.
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()  # retrieved: a failed read-ahead is simply not used
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:

@@ -346,3 +346,34 @@ async def test_body_too_large_halves_the_batch(
     assert res.ok, res
     assert res.batches == 2  # 8 entries in batches of 4 after the 413
     await assert_server_holds_exactly(env, store)
+
+
+async def test_cancelled_upload_leaves_nothing_running_and_resumes(
+    env: Env, store: LedgerStore, catalog: Catalog
+) -> None:
+    """Daemon shutdown mid-upload: the read-ahead is cancelled too; the next run resumes."""
+    await append_sales(store, env.clock, 9)
+    reached = asyncio.Event()
+
+    async def hang_after_commit(request: web.Request, handler: Handler) -> web.StreamResponse:
+        resp = await handler(request)
+        reached.set()
+        await env.faults.release.wait()
+        return resp
+
+    env.faults.add("entries", hang_after_commit)
+    client = env.client(store, catalog, batch_size=3)
+    task = asyncio.create_task(client.upload())
+    await asyncio.wait_for(reached.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    left = [
+        t for t in asyncio.all_tasks() if "SyncClient" in getattr(t.get_coro(), "__qualname__", "")
+    ]
+    assert left == []  # the read-ahead of the next batch did not outlive the upload
+    env.faults.release.set()
+    res = await client.upload()
+    await client.close()
+    assert res.ok, res
+    await assert_server_holds_exactly(env, store)
