@@ -63,6 +63,7 @@ class PcscReader:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._posted_state: ConnState | None = None  # thread side: last state handed over
+        self._logged_error: str | None = None  # thread side: an unexpected error, logged once
 
     @property
     def state(self) -> ReaderState:
@@ -74,6 +75,8 @@ class PcscReader:
     async def __aenter__(self) -> Self:
         self._loop = asyncio.get_running_loop()
         self._stop.clear()
+        self._posted_state = None
+        self._logged_error = None
         self._thread = threading.Thread(target=self._main, name=f"pcsc:{self.name}", daemon=True)
         self._thread.start()
         return self
@@ -127,7 +130,9 @@ class PcscReader:
                     return
                 self._watch(context)
             except Exception as e:  # the thread must survive anything pyscard throws
-                log.exception("pcsc_thread_error", reader=self.name, error=type(e).__name__)
+                if self._logged_error != type(e).__name__:
+                    self._logged_error = type(e).__name__
+                    log.exception("pcsc_thread_error", reader=self.name, error=type(e).__name__)
                 self._set_state("error", "pcsc error")
             finally:
                 with self._lock:
@@ -154,6 +159,7 @@ class PcscReader:
         while not self._stop.is_set():
             if states:
                 self.backoff.reset()
+                self._logged_error = None
                 self._set_state("connected", next(iter(states)))
             else:
                 self._set_state("disconnected", f"no reader matching {self.match!r}")

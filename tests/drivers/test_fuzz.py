@@ -36,8 +36,10 @@ ANY_TEXT = st.one_of(TRACKISH, st.text(max_size=80))
 CLOCK = FakeClock(datetime(2026, 11, 18, 11, 0, tzinfo=UTC))
 PRIV, PUB = make_key()
 QR = QrDecoder(FMT, CLOCK, load_public_key(PUB))
+MANY = settings(max_examples=400, deadline=None)
 
 
+@MANY
 @given(ANY_TEXT, st.sampled_from(FORMATS))
 def test_msr_decoder(text: str, fmt: CardNumberFormat) -> None:
     try:
@@ -47,6 +49,7 @@ def test_msr_decoder(text: str, fmt: CardNumberFormat) -> None:
     assert fmt.matches(number)
 
 
+@MANY
 @given(ANY_TEXT, st.sampled_from(FORMATS))
 def test_barcode_decoder(text: str, fmt: CardNumberFormat) -> None:
     try:
@@ -56,6 +59,7 @@ def test_barcode_decoder(text: str, fmt: CardNumberFormat) -> None:
     assert fmt.matches(number)
 
 
+@MANY
 @given(
     st.one_of(
         ANY_TEXT,
@@ -97,6 +101,7 @@ def key_events(draw: st.DrawFn) -> list[InputEvent]:
     return events
 
 
+@settings(max_examples=200, deadline=None)
 @given(key_events(), st.sampled_from(["us", "pl"]))
 def test_wedge_decoder_then_text_decoder(events: list[InputEvent], layout: str) -> None:
     wedge = WedgeDecoder(LAYOUTS[layout], 0.08)
@@ -114,6 +119,7 @@ def test_wedge_decoder_then_text_decoder(events: list[InputEvent], layout: str) 
         assert FMT.matches(decoded.number)
 
 
+@MANY
 @given(st.lists(st.binary(max_size=40), max_size=8))
 def test_framer_then_text_decoder(chunks: list[bytes]) -> None:
     framer = SerialFramer(prefix="\x1b", suffix="\x04")
