@@ -77,9 +77,39 @@ def mask_processor(
     return event_dict
 
 
+class _StdStream:
+    """sys.stdout or sys.stderr looked up at every write, not bound once.
+
+    Commands run in-process by tests (`terminal.cli.main([...])` under pytest's capture)
+    would otherwise leave structlog writing into a capture buffer closed after that test.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def _target(self) -> TextIO:
+        target: TextIO = getattr(sys, self._name)
+        return target
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def isatty(self) -> bool:
+        return self._target().isatty()
+
+
 def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Configure structlog for the process (call once, at start)."""
-    out = stream if stream is not None else sys.stdout
+    out: Any
+    if stream is None or stream is sys.stdout:
+        out = _StdStream("stdout")
+    elif stream is sys.stderr:
+        out = _StdStream("stderr")
+    else:
+        out = stream
     use_console = fmt == "console" or (fmt == "auto" and out.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=False)

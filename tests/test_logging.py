@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -210,3 +211,18 @@ def test_no_payment_card_number_survives_masking(
     out = mask_text(f"{before}{sep1}{pan}{sep2}{after}")
     assert pan not in out
     assert pan[-8:] not in out
+
+
+@pytest.mark.parametrize("name", ["stdout", "stderr"])
+def test_standard_streams_are_looked_up_at_each_write(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """A command run in-process under pytest capture must not leave logging bound to a
+    buffer that is closed after that test."""
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, name, first)
+    configure_logging(level="info", fmt="json", stream=None if name == "stdout" else first)
+    monkeypatch.setattr(sys, name, second)
+    first.close()
+    structlog.get_logger().info("after_swap", card="01-000018")
+    assert json.loads(second.getvalue())["event"] == "after_swap"
