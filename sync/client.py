@@ -309,6 +309,9 @@ class SyncClient:
         if server.seq == 0:
             return
         if server.seq > local.seq:
+            # The daemon may have appended since this run began (and sent those too).
+            local = await self._local_head()
+        if server.seq > local.seq:
             raise ForkDetected(
                 f"the server holds {server.seq} entries but this ledger ends at "
                 f"{local.seq}: was the terminal restored from an older copy?"

@@ -377,3 +377,24 @@ async def test_cancelled_upload_leaves_nothing_running_and_resumes(
     await client.close()
     assert res.ok, res
     await assert_server_holds_exactly(env, store)
+
+
+async def test_sales_during_an_upload_are_no_fork(
+    env: Env, store: LedgerStore, catalog: Catalog
+) -> None:
+    """The daemon keeps selling while it uploads: entries newer than the run's start
+    may be sent along; the server then holds more than the run's first local head."""
+    await append_sales(store, env.clock, 4)
+
+    async def sell_then_answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+        await append_sales(store, env.clock, 3, tag="during-")
+        return await handler(request)
+
+    env.faults.add("head", sell_then_answer)
+    client = env.client(store, catalog, batch_size=100)
+    res = await client.upload()
+    await client.close()
+    assert res.error is None, res
+    assert not client.fork_alarm
+    assert res.acked_seq == 7
+    await assert_server_holds_exactly(env, store)
