@@ -1,1 +1,8 @@
-"""kartapos."""
+"""Card readers: pure decoders beside the transports that feed them.
+
+- events: ``CardRead``, ``ReaderState``, ``ReadRejected`` (the only things readers yield)
+- base: the ``Reader`` protocol, ``build_reader(section, cards, clock)``, shared core
+- msr / barcode / qr / wedge + keymap / framing / classify: pure decoders
+- serial / evdev_reader / pcsc: transports; fake: an in-memory reader (tests, demo)
+- discover: what on this machine looks like a reader (``kartapos doctor``)
+"""
