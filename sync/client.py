@@ -235,7 +235,11 @@ class SyncClient:
         return Head(seq=h.seq, hash=h.hash)
 
     async def _upload(self) -> UploadResult:
-        local = await self._local_head()
+        try:
+            local = await self._local_head()
+        except SyncError as e:
+            self._note_error("upload", e)
+            return self._upload_result(Head.genesis(), 0, 0, e.code, e.message)
         if self.fork_message is not None:
             return self._upload_result(local, 0, 0, "fork", self.fork_message)
         sent = batches = 0
@@ -407,8 +411,11 @@ class SyncClient:
 
     async def _refresh(self) -> RefreshResult:
         try:
-            cards = await self._refresh_cards()
-            changed, version = await self._refresh_rules()
+            try:
+                cards = await self._refresh_cards()
+                changed, version = await self._refresh_rules()
+            except CatalogError as e:
+                raise SyncError("catalog", str(e)) from None
         except SyncError as e:
             self._note_error("refresh", e)
             return RefreshResult(ok=False, error=e.code, message=e.message)
