@@ -161,3 +161,28 @@ def test_keys_show_reports_a_broken_key_file(tmp_path: Path) -> None:
     err = io.StringIO()
     assert show_key(cfg, err=err, out=io.StringIO()) == 1
     assert "terminal.key" in err.getvalue()
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_bar_on_a_tty_and_lines_otherwise() -> None:
+    from sync.client import SyncEvent
+    from terminal.cmd_sync import _Progress
+
+    tty = _Tty()
+    bar = _Progress(tty)
+    for acked in (0, 500, 1000):
+        bar(SyncEvent("upload_progress", acked_seq=acked, local_seq=1000))
+    bar.finish()
+    assert tty.getvalue().count("\r") == 3
+    assert "[###############...............] 500/1000" in tty.getvalue()
+    assert tty.getvalue().endswith("1000/1000\n")
+    plain = io.StringIO()
+    lines = _Progress(plain)
+    for acked in range(0, 1001, 10):  # 101 events: at most one line per tenth
+        lines(SyncEvent("upload_progress", acked_seq=acked, local_seq=1000))
+    assert "\r" not in plain.getvalue()
+    assert 10 <= plain.getvalue().count("\n") <= 11
