@@ -20,9 +20,12 @@ import socket
 import struct
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
+
+import pytest
 
 VPCD_LIB = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
 PCSCD = "/usr/sbin/pcscd"
@@ -325,3 +328,19 @@ class VirtualCard:
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             return
+
+
+@pytest.fixture(scope="module")
+def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PcscdProcess]:
+    """This run's pcscd with a vpcd reader, for one test module.
+
+    Module scope: the pcscd and its lock are released after each module, so other
+    modules that start their own pcscd never wait on this one. Other test areas use it
+    with ``from tests.drivers.pcsc_harness import pcscd`` in their conftest.
+    """
+    if not pcsc_available():
+        pytest.skip(
+            "pcscd or vsmartcard-vpcd is not installed (apt-get install pcscd vsmartcard-vpcd)"
+        )
+    with PcscdProcess(Path(tmp_path_factory.mktemp("pcscd"))) as proc:
+        yield proc

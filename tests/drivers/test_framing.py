@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from drivers.framing import MAX_FRAME_BYTES, Frame, SerialFramer
 
 
@@ -54,3 +57,22 @@ def test_half_swipe_then_silence_is_discarded() -> None:
 def test_overlong_input_is_one_garbled_frame() -> None:
     f = SerialFramer()
     assert f.feed(b"1" * (MAX_FRAME_BYTES * 3) + b"\r") == [Frame(None, "garbled", "barcode")]
+
+
+CHUNK = st.one_of(
+    st.binary(max_size=40),
+    st.lists(st.sampled_from([b"\x02", b"\x03", b"\r", b"\n", b";0100", b"0018?", b"%E?"])).map(
+        b"".join
+    ),
+    st.just(b"9" * (MAX_FRAME_BYTES - 3)),
+)
+
+
+@given(st.lists(CHUNK, max_size=8), st.booleans())
+def test_fast_path_frames_exactly_like_byte_at_a_time(chunks: list[bytes], expire: bool) -> None:
+    fast, slow = SerialFramer(prefix="@"), SerialFramer(prefix="@")
+    for c in chunks:
+        assert fast.feed(c) == slow.feed_bytewise(c)
+        assert fast.pending == slow.pending
+    if expire:
+        assert fast.expire() == slow.expire()
