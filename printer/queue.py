@@ -311,7 +311,11 @@ class PrintQueue:
         else:
             log.warning("printer.state", state=status.state, was=old.state, detail=status.detail)
         for callback in list(self._listeners):
-            callback(status)
+            try:
+                callback(status)
+            except Exception:
+                # A broken listener must not stop the printing.
+                log.exception("printer.status_listener_failed")
 
     async def _refresh_status(self) -> PrinterStatus:
         if self._transport is None:
@@ -327,8 +331,12 @@ class PrintQueue:
     async def run(self) -> None:
         """Print queued jobs in order, forever (cancel to stop)."""
         backoff = self._retry_initial_s
+        task = asyncio.current_task()
         await self._refresh_status()
         while True:
+            if task is not None and task.cancelling():
+                # A library swallowed the cancellation that was meant to stop us.
+                raise asyncio.CancelledError
             job = await self._next_job()
             if job is None:
                 if not await self._sleep(self._idle_poll_s):

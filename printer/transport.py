@@ -14,7 +14,7 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from config.schema import PrinterSection
 from printer import texts
@@ -23,6 +23,19 @@ State = Literal["online", "offline", "paper_near_end", "paper_out", "cover_open"
 
 DLE_EOT = b"\x10\x04"
 STATUS_TIMEOUT_S = 0.5
+
+_T = TypeVar("_T")
+
+
+async def within(seconds: float, aw: Awaitable[_T]) -> _T:
+    """Await with a deadline (TimeoutError after it).
+
+    asyncio.wait_for of Python 3.11 can swallow a cancellation that races with the
+    awaited result, which leaves a worker running after its TaskGroup cancelled it;
+    asyncio.timeout counts cancellations correctly.
+    """
+    async with asyncio.timeout(seconds):
+        return await aw
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +108,7 @@ async def query_status(
     for i, n in enumerate((1, 2, 4)):
         await write(DLE_EOT + bytes([n]))
         try:
-            got = await asyncio.wait_for(read_byte(), answer_within)
+            got = await within(answer_within, read_byte())
         except TimeoutError:
             break
         if not got:
@@ -127,23 +140,21 @@ class NetworkTransport:
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
-            return await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), self.connect_timeout
-            )
+            return await within(self.connect_timeout, asyncio.open_connection(self.host, self.port))
         except (OSError, TimeoutError) as e:
             raise PrinterOffline(f"{self.host}:{self.port}: {e or 'connect timeout'}") from e
 
     async def _close(self, writer: asyncio.StreamWriter) -> None:
         writer.close()
         with contextlib.suppress(OSError, TimeoutError):
-            await asyncio.wait_for(writer.wait_closed(), self.write_timeout)
+            await within(self.write_timeout, writer.wait_closed())
 
     async def send(self, data: bytes) -> None:
         async with self._lock:
             _, writer = await self._connect()
             try:
                 writer.write(data)
-                await asyncio.wait_for(writer.drain(), self.write_timeout)
+                await within(self.write_timeout, writer.drain())
             except (OSError, TimeoutError) as e:
                 writer.transport.abort()
                 raise PrinterWriteError(f"{self.host}:{self.port}: {e or 'write timeout'}") from e
@@ -160,7 +171,7 @@ class NetworkTransport:
 
                 async def write(b: bytes) -> None:
                     writer.write(b)
-                    await asyncio.wait_for(writer.drain(), self.write_timeout)
+                    await within(self.write_timeout, writer.drain())
 
                 return await query_status(write, lambda: reader.read(1), self.status_timeout)
             except (OSError, TimeoutError) as e:
@@ -190,9 +201,9 @@ class SerialTransport:
         from serial_asyncio_fast import open_serial_connection
 
         try:
-            return await asyncio.wait_for(
-                open_serial_connection(url=self.path, baudrate=self.baudrate),
+            return await within(
                 self.write_timeout,
+                open_serial_connection(url=self.path, baudrate=self.baudrate),
             )
         except (SerialException, OSError, TimeoutError) as e:
             raise PrinterOffline(f"{self.path}: {e}") from e
@@ -202,7 +213,7 @@ class SerialTransport:
             _, writer = await self._open()
             try:
                 writer.write(data)
-                await asyncio.wait_for(writer.drain(), self.write_timeout)
+                await within(self.write_timeout, writer.drain())
             except (OSError, TimeoutError) as e:
                 raise PrinterWriteError(f"{self.path}: {e or 'write timeout'}") from e
             finally:
@@ -218,7 +229,7 @@ class SerialTransport:
 
                 async def write(b: bytes) -> None:
                     writer.write(b)
-                    await asyncio.wait_for(writer.drain(), self.write_timeout)
+                    await within(self.write_timeout, writer.drain())
 
                 return await query_status(write, lambda: reader.read(1), self.status_timeout)
             except (OSError, TimeoutError) as e:
@@ -251,7 +262,7 @@ class DeviceTransport:
         except OSError as e:
             raise PrinterOffline(f"{self.path}: {e.strerror}") from e
 
-    async def _wait(self, fd: int, *, write: bool, within: float) -> None:
+    async def _wait(self, fd: int, *, write: bool, seconds: float) -> None:
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
 
@@ -264,7 +275,7 @@ class DeviceTransport:
         else:
             loop.add_reader(fd, wake)
         try:
-            await asyncio.wait_for(ready, within)
+            await within(seconds, ready)
         finally:
             if write:
                 loop.remove_writer(fd)
@@ -278,7 +289,7 @@ class DeviceTransport:
             try:
                 sent += os.write(fd, view[sent:])
             except BlockingIOError:
-                await self._wait(fd, write=True, within=max(deadline - loop.time(), 0.001))
+                await self._wait(fd, write=True, seconds=max(deadline - loop.time(), 0.001))
         return sent
 
     async def send(self, data: bytes) -> None:
@@ -292,7 +303,7 @@ class DeviceTransport:
                     try:
                         sent += os.write(fd, view[sent:])
                     except BlockingIOError:
-                        await self._wait(fd, write=True, within=max(deadline - loop.time(), 0.001))
+                        await self._wait(fd, write=True, seconds=max(deadline - loop.time(), 0.001))
             except (OSError, TimeoutError) as e:
                 err = PrinterWriteError if sent else PrinterOffline
                 raise err(f"{self.path}: {e or 'write timeout'}") from e
@@ -318,7 +329,7 @@ class DeviceTransport:
                         try:
                             return os.read(fd, 1)
                         except BlockingIOError:
-                            await self._wait(fd, write=False, within=self.status_timeout)
+                            await self._wait(fd, write=False, seconds=self.status_timeout)
 
                 return await query_status(write, read_byte, self.status_timeout)
             except OSError as e:

@@ -350,3 +350,24 @@ async def test_original_state_reports_the_entrys_own_receipt(
             await q.enqueue(sample_sale(), copy=True)  # a reprint does not change it
             assert await q.original_state(12) == "printed"
             assert await q.original_state(12, "void") is None
+
+
+async def test_a_failing_status_listener_does_not_stop_printing(
+    state_dir: Path, clock: FakeClock
+) -> None:
+    def broken(status: PrinterStatus) -> None:
+        raise RuntimeError("screen gone")
+
+    seen: list[str] = []
+    async with FakePrinter() as fake:
+        t = NetworkTransport("127.0.0.1", fake.port)
+        async with running(state_dir / "print.sqlite", t, section(fake.port), clock) as q:
+            q.subscribe(broken)
+            unsubscribe = q.subscribe(lambda s: seen.append(s.state))
+            job = await q.enqueue(sample_sale())
+            assert await q.wait(job, 5) == "printed"
+            unsubscribe()
+            fake.mode = "cover_open"
+            await fake.wait_status_queries(fake.status_queries + 6)
+            assert q.status().state == "cover_open"
+    assert "cover_open" not in seen
