@@ -25,6 +25,7 @@ log = structlog.get_logger()
 
 # Events kept for a slow consumer; beyond this the oldest card reads are dropped.
 MAX_QUEUED_EVENTS = 256
+REJECT_LOG_INTERVAL_S = 60.0
 
 
 class Reader(Protocol):
@@ -88,6 +89,8 @@ class ReaderCore:
         self._last_key: str | None = None
         self._last_at = float("-inf")
         self._ever_connected = False
+        # reason -> (when last logged, refusals not logged since)
+        self._reject_log: dict[str, tuple[float, int]] = {}
         self._closed = False
 
     @property
@@ -130,8 +133,24 @@ class ReaderCore:
         self._put(CardRead(source=source, reader=self.name, number=number, uid=uid, at=now))
 
     def reject(self, source: Source, reason: RejectReason) -> None:
-        """Deliver a refusal; the rejected data is never passed here."""
-        log.info("read_rejected", reader=self.name, source=source, reason=reason)
+        """Deliver a refusal; the rejected data is never passed here.
+
+        Logged once per reason per ``REJECT_LOG_INTERVAL_S``: a reader at the wrong baud
+        rate sends garbage all day, and the journal should say so once, with a count.
+        """
+        now = self.clock.monotonic()
+        last, suppressed = self._reject_log.get(reason, (float("-inf"), 0))
+        if now - last >= REJECT_LOG_INTERVAL_S:
+            log.info(
+                "read_rejected",
+                reader=self.name,
+                source=source,
+                reason=reason,
+                repeated=suppressed,
+            )
+            self._reject_log[reason] = (now, 0)
+        else:
+            self._reject_log[reason] = (last, suppressed + 1)
         self._put(ReadRejected(reader=self.name, source=source, reason=reason))
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ quiet. Silence after anything else is half a swipe: discarded, never half-used.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from drivers.classify import TextSource, classify
@@ -15,6 +16,7 @@ from drivers.events import RejectReason
 STX, ETX = 0x02, 0x03
 TERMINATORS = frozenset({0x0D, 0x0A, ETX})
 MAX_FRAME_BYTES = 1024
+_SPECIAL = re.compile(rb"[\x02\x03\r\n]")
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,34 @@ class SerialFramer:
         # latin-1 maps every byte; decoders refuse what is not printable ASCII.
         return Frame(raw.decode("latin-1"))
 
+    def _extend(self, chunk: bytes) -> None:
+        room = MAX_FRAME_BYTES - len(self._buf)
+        if len(chunk) > room:
+            self._overflow = True
+            chunk = chunk[: max(room, 0)]
+        self._buf += chunk
+
     def feed(self, data: bytes) -> list[Frame]:
+        """Add received bytes; return the frames they complete (usually none or one)."""
+        if self._suffix:
+            return self.feed_bytewise(data)
+        out: list[Frame] = []
+        pos = 0
+        for m in _SPECIAL.finditer(data):
+            self._extend(data[pos : m.start()])
+            pos = m.end()
+            if data[m.start()] == STX:
+                if self.pending:
+                    out.append(self._discard("incomplete"))
+                continue
+            frame = self._take()
+            if frame is not None:
+                out.append(frame)
+        self._extend(data[pos:])
+        return out
+
+    def feed_bytewise(self, data: bytes) -> list[Frame]:
+        """:meth:`feed` one byte at a time (needed for a multi-byte suffix)."""
         out: list[Frame] = []
         for b in data:
             if b == STX:

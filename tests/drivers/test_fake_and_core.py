@@ -5,7 +5,13 @@ from __future__ import annotations
 from structlog.testing import capture_logs
 
 from config.schema import CardsSection, ReaderSection
-from drivers.base import MAX_QUEUED_EVENTS, Backoff, ReaderCore, build_reader
+from drivers.base import (
+    MAX_QUEUED_EVENTS,
+    REJECT_LOG_INTERVAL_S,
+    Backoff,
+    ReaderCore,
+    build_reader,
+)
 from drivers.events import CardRead, ReaderState, ReadRejected
 from drivers.fake import FakeReader
 from drivers.pcsc import PcscReader
@@ -120,3 +126,22 @@ def test_build_reader_pcsc(clock: FakeClock) -> None:
     assert isinstance(reader, PcscReader)
     assert reader.match == "ACS ACR122"
     assert (reader.backoff.first_s, reader.backoff.cap_s) == (0.1, 2)
+
+
+async def test_refusals_are_all_delivered_but_logged_once_per_interval(clock: FakeClock) -> None:
+    core = ReaderCore("msr", "serial", clock, 1.5)
+    with capture_logs() as logs:
+        for _ in range(50):  # a reader at the wrong baud rate
+            core.reject("msr", "garbled")
+            clock.advance(0.1)
+        core.reject("msr", "payment_card")  # another reason is logged at once
+        clock.advance(REJECT_LOG_INTERVAL_S)
+        core.reject("msr", "garbled")
+        core.close()
+    got = [ev async for ev in core.events()]
+    assert len(got) == 52
+    assert [(line["reason"], line["repeated"]) for line in logs] == [
+        ("garbled", 0),
+        ("payment_card", 0),
+        ("garbled", 49),
+    ]
