@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from config.schema import PrinterSection
 from printer.layout import render
@@ -178,3 +180,21 @@ async def test_usb_device_transport_on_a_fifo(tmp_path: Path) -> None:
         assert os.read(reader, 10) == b"hello"
     finally:
         os.close(reader)
+
+
+@given(
+    printer=st.none() | st.integers(0, 255),
+    cause=st.none() | st.integers(0, 255),
+    paper=st.none() | st.integers(0, 255),
+)
+def test_parse_status_says_online_only_for_a_clean_answer(
+    printer: int | None, cause: int | None, paper: int | None
+) -> None:
+    status = parse_status(printer, cause, paper)
+    if status.state in ("online", "paper_near_end"):
+        assert printer is not None
+        assert printer & 0x93 == 0x12
+        assert not printer & 0x08  # not offline
+    if printer is None:
+        assert status.state == "unknown"
+    assert status.message  # every state has Polish text for the screen
