@@ -23,6 +23,7 @@ const state = {
   lastReceiptSeq: null,
   demoCards: [],
   busy: false,
+  info: null, // the daemon's hello: terminal, partner, today
 };
 
 const els = {};
@@ -209,7 +210,7 @@ async function showPos() {
 }
 
 function renderAll() {
-  renderStatus(els.statusbar, state.health, state.cashier, { onSync: syncNow, onLogout: logout });
+  renderStatus(els.statusbar, state.health, state.cashier, { onSync: syncNow, onLogout: logout }, state.info);
   renderOfflineBanner(els.offline, state.health);
   renderCardPanel();
   renderWork();
@@ -502,8 +503,15 @@ async function refreshHealth() {
 
 function applyHealth(health) {
   state.health = health;
-  renderStatus(els.statusbar, state.health, state.cashier, { onSync: syncNow, onLogout: logout });
+  renderStatus(els.statusbar, state.health, state.cashier, { onSync: syncNow, onLogout: logout }, state.info);
   renderOfflineBanner(els.offline, state.health);
+}
+
+// Show a reader's new state at once; the health refresh that follows fills the rest.
+function applyDevice(msg) {
+  if (!state.health || msg.device !== "reader") return;
+  const readers = (state.health.readers || []).map((r) => (r.name === msg.name ? { ...r, state: msg.state } : r));
+  applyHealth({ ...state.health, readers });
 }
 
 async function syncNow() {
@@ -570,7 +578,12 @@ function onMessage(msg) {
     case "health":
       if (msg.health) applyHealth(msg.health);
       break;
+    case "hello":
+      state.info = msg.state || null;
+      applyHealth(state.health);
+      break;
     case "device":
+      applyDevice(msg);
       refreshHealth();
       break;
     case "sale":

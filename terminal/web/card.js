@@ -2,6 +2,7 @@
 
 import { h, replace } from "./dom.js";
 import {
+  BENEFIT_REASONS,
   CARD_STATUS,
   ERRORS,
   PROGRAM_NAMES,
@@ -26,7 +27,7 @@ export function renderWaiting(panel) {
 }
 
 function programRow(p, today) {
-  const expired = p.valid_to && p.valid_to < today;
+  const expired = typeof p.valid === "boolean" ? !p.valid : Boolean(p.valid_to && p.valid_to < today);
   return h(
     "li",
     { class: expired ? "program program-expired" : "program" },
@@ -38,6 +39,17 @@ function programRow(p, today) {
       p.valid_to ? `${expired ? T.expiredOn : T.validTo} ${formatDate(p.valid_to)}` : "",
     ),
   );
+}
+
+// Under NIEAKTYWNA an "active" status would contradict the headline: say what is missing.
+function statusLine(card) {
+  if (!card.active && card.status === "active") return BENEFIT_REASONS.card_inactive;
+  return CARD_STATUS[card.status] || card.status || "";
+}
+
+function inactiveText(card) {
+  const code = card.reason || (card.status === "active" ? "card_inactive" : "card_blocked");
+  return card.message || ERRORS[code] || T.unknownError;
 }
 
 export function renderCard(panel, card, read) {
@@ -56,7 +68,8 @@ export function renderCard(panel, card, read) {
         dataset: { active: String(active), status: card.status || "" },
       },
       h("div", { class: "card-state-word" }, active ? T.active : T.inactive),
-      h("div", { class: "card-state-status" }, CARD_STATUS[card.status] || card.status || ""),
+      h("div", { class: "card-state-status" }, statusLine(card)),
+      active ? null : h("div", { class: "card-state-why", id: "card-error-message" }, inactiveText(card)),
     ),
     holder.display_name
       ? h("h2", { class: "holder-name", id: "holder-name" }, holder.display_name)

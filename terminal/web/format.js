@@ -3,12 +3,12 @@
 
 import { LOCALE, TIME_ZONE } from "./i18n.js";
 
-const PLN_RE = /^(-)?(\d{1,9})(?:[,.](\d{1,2}))?(?:zł|PLN)?$/;
+const PLN_RE = /^\s*(-)?(\d{1,9})(?:[,.](\d{1,2}))?\s*(?:zł|PLN)?\s*$/;
 
 // "123,45" / "123.45" / "123" / "1 234,5 zł" -> 12345 (grosze); null when unreadable.
 export function parsePln(text) {
   if (typeof text !== "string") return null;
-  const compact = text.replace(/[\s\u00a0]/g, "");
+  const compact = text.replace(/[ \u00a0]/g, "");
   const m = PLN_RE.exec(compact);
   if (!m) return null;
   const zl = Number.parseInt(m[2], 10);
@@ -55,6 +55,12 @@ const DATE_TIME = new Intl.DateTimeFormat(LOCALE, {
 export function formatDateTime(iso) {
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? String(iso ?? "") : DATE_TIME.format(d);
+}
+
+const TIME = new Intl.DateTimeFormat(LOCALE, { timeZone: TIME_ZONE, hour: "2-digit", minute: "2-digit" });
+
+export function formatTime(date) {
+  return TIME.format(date);
 }
 
 // Today's date in Warsaw as YYYY-MM-DD.

@@ -7,6 +7,7 @@ export const TIME_ZONE = "Europe/Warsaw";
 
 export const T = {
   appTitle: "Karta Mieszkańca — kasa",
+  terminal: "Terminal",
   // login
   loginTitle: "Logowanie kasjera",
   loginPrompt: "Wpisz swój PIN",
@@ -166,6 +167,8 @@ export const BENEFIT_REASONS = {
   period_limit_reached: "wykorzystany limit w tym okresie",
   offline_limit: "limit w trybie offline",
   card_inactive: "karta nieaktywna",
+  age_unknown: "brak daty urodzenia na karcie",
+  card_blocked: "karta zastrzeżona",
 };
 
 // Refusals and errors by code, used when the daemon sends no message.
@@ -196,6 +199,15 @@ export const ERRORS = {
   nothing_to_close: "Brak transakcji do zamknięcia dnia.",
   already_voided: "Ta transakcja została już unieważniona.",
   demo_only: "Dostępne tylko w trybie demonstracyjnym.",
+  age_unknown: "Brak daty urodzenia na karcie — nie można sprawdzić wieku.",
+  override_reason_required: "Podaj powód zmiany liczby punktów.",
+  invalid_override: "Zmiana punktów jest możliwa dla jednego benefitu.",
+  invalid_quantity: "Nieprawidłowa liczba sztuk lub godzin benefitu.",
+  invalid_redeem_tier: "Punkty można wymienić tylko według progów wymiany.",
+  discount_exceeds_amount: "Rabat za punkty nie może być wyższy niż kwota zakupu.",
+  cannot_void_void: "Nie można anulować anulowania.",
+  not_a_sale: "Unieważnić można tylko sprzedaż.",
+  void_reason_required: "Podaj powód unieważnienia.",
   internal: "Błąd wewnętrzny terminala. Spróbuj ponownie.",
   // card read refusals (card_error.reason)
   payment_card: "To karta płatnicza — przeciągnij Kartę Mieszkańca.",
@@ -219,6 +231,7 @@ export const READER_STATES = {
 };
 
 export const PRINTER_STATES = {
+  paper_near_end: "Kończy się papier",
   ok: "gotowa",
   ready: "gotowa",
   online: "gotowa",
@@ -255,6 +268,9 @@ export const UNITS = {
 
 export const SUMMARY_LABELS = {
   sales: "Liczba sprzedaży",
+  sales_amount_gr: "Sprzedaż",
+  voids_amount_gr: "Unieważnienia",
+  partner_cost_gr: "Koszt punktów dla partnera",
   sales_count: "Liczba sprzedaży",
   voids: "Liczba unieważnień",
   voids_count: "Liczba unieważnień",

@@ -275,6 +275,7 @@ export class SaleForm {
       [T.quoteToPay, formatPln(Math.max(0, (q.amount_gr || 0) - (q.discount_gr || 0))), "quote-topay"],
       typeof q.balance_after === "number" ? [T.quoteBalance, formatPoints(q.balance_after), "quote-balance"] : null,
     ].filter(Boolean);
+    const why = Array.isArray(q.explanation) ? q.explanation : [];
     replace(
       this.quoteEl,
       h("h3", {}, T.quote),
@@ -283,6 +284,7 @@ export class SaleForm {
         { class: "quote-rows" },
         rows.map(([k, v, id]) => [h("dt", {}, k), h("dd", { id }, v)]),
       ),
+      why.length ? h("ul", { class: "quote-why", id: "quote-why" }, why.map((t) => h("li", {}, t))) : null,
     );
   }
 

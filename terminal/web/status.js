@@ -2,7 +2,13 @@
 
 import { h, replace } from "./dom.js";
 import { duration, PRINTER_STATES, READER_STATES, T } from "./i18n.js";
-import { formatDateTime } from "./format.js";
+import { formatDateTime, formatTime, warsawToday } from "./format.js";
+
+// Today's instants as "03:28", older ones with the date.
+function formatWhen(iso) {
+  const d = new Date(iso);
+  return warsawToday(d) === warsawToday() ? formatTime(d) : formatDateTime(iso);
+}
 
 // The catalogue counts as offline after this long without a download (offline.stale_after_s).
 export const OFFLINE_AFTER_S = 900;
@@ -14,7 +20,7 @@ function pill(kind, good, ...content) {
   return h("span", { class: `pill ${good ? "pill-ok" : "pill-bad"}`, dataset: { kind } }, content);
 }
 
-export function renderStatus(bar, health, cashier, handlers) {
+export function renderStatus(bar, health, cashier, handlers, info) {
   const readers = (health && health.readers) || [];
   const printerState = (health && health.printer && health.printer.state) || "unknown";
   const sync = (health && health.sync) || {};
@@ -31,7 +37,7 @@ export function renderStatus(bar, health, cashier, handlers) {
     : [h("span", { class: "muted" }, T.noReaders)];
   const syncParts = [
     T.pending(sync.pending_entries ?? 0),
-    `${T.lastUpload}: ${sync.last_upload_at ? formatDateTime(sync.last_upload_at) : T.never}`,
+    `${T.lastUpload}: ${sync.last_upload_at ? formatWhen(sync.last_upload_at) : T.never}`,
   ];
   if (typeof sync.cards_age_s === "number") {
     syncParts.push(`${T.cardsAge}: ${duration(sync.cards_age_s)}`);
@@ -64,6 +70,17 @@ export function renderStatus(bar, health, cashier, handlers) {
     h(
       "div",
       { class: "status-group status-cashier" },
+      info && info.terminal
+        ? h(
+            "span",
+            {
+              class: "status-terminal",
+              id: "status-terminal",
+              title: [info.partner && info.partner.name, info.terminal.id].filter(Boolean).join(" · "),
+            },
+            info.terminal.id,
+          )
+        : null,
       h("span", { class: "status-label" }, T.cashier),
       h("span", { id: "cashier-name" }, cashier ? cashier.name : ""),
       h(
