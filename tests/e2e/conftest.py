@@ -1,0 +1,75 @@
+"""Fixtures of the browser tests: the real stack and headless Chromium (Debian's)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+from tests.e2e.harness import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Stack, logs_of, running_stack
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    report = yield
+    if call.when == "call":
+        item.stash[_FAILED] = bool(getattr(report, "failed", False))
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture(scope="session")
+def playwright_instance() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance: Playwright) -> Iterator[Browser]:
+    b = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    with running_stack(tmp_path) as s:
+        yield s
+        if request.node.stash.get(_FAILED, False):
+            print(logs_of(s))
+
+
+@pytest.fixture
+def page(browser: Browser, stack: Stack) -> Iterator[Page]:
+    context = browser.new_context(
+        viewport={"width": 1024, "height": 768},
+        locale="pl-PL",
+        timezone_id="Europe/Warsaw",
+        has_touch=True,
+    )
+    context.set_default_timeout(10_000)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def shot(page: Page, request: pytest.FixtureRequest) -> Callable[[str], Path]:
+    """Save a screenshot under test-artifacts/e2e/<test>-<step>.png."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    test = re.sub(r"[^A-Za-z0-9_]+", "_", request.node.name)
+
+    def take(step: str) -> Path:
+        path = ARTIFACTS / f"{test}-{step}.png"
+        page.screenshot(path=str(path))
+        return path
+
+    return take
