@@ -9,6 +9,7 @@ closes the device and reopens it with backoff.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 from collections.abc import Callable, Iterable
@@ -56,16 +57,24 @@ def open_input_device(spec: str) -> InputDevice:
     """Open by path (``/dev/input/...``) or by name substring / ``vvvv:pppp`` (blocking)."""
     import evdev
 
-    try:
-        if spec.startswith("/"):
+    if spec.startswith("/"):
+        try:
             return evdev.InputDevice(os.path.realpath(spec))
-        for path in evdev.list_devices():
+        except OSError as e:
+            raise DeviceError(e.errno, f"{spec}: {os.strerror(e.errno or 0)}") from e
+    denied: OSError | None = None
+    for path in evdev.list_devices():
+        try:
             dev = evdev.InputDevice(path)
-            if _matches(dev.name, dev.info.vendor, dev.info.product, spec):
-                return dev
-            dev.close()
-    except OSError as e:
-        raise DeviceError(e.errno, f"{spec}: {os.strerror(e.errno or 0)}") from e
+        except OSError as e:
+            # Unreadable devices are skipped; if nothing matched, say why some could not be read.
+            denied = denied or e
+            continue
+        if _matches(dev.name, dev.info.vendor, dev.info.product, spec):
+            return dev
+        dev.close()
+    if denied is not None and denied.errno in (errno.EACCES, errno.EPERM):
+        raise DeviceError(denied.errno, f"{spec}: {os.strerror(denied.errno)}")
     raise DeviceError(errno.ENODEV, f"{spec}: no such input device")
 
 
@@ -161,6 +170,7 @@ class EvdevReader(TaskReader):
                     self._timer = None
                 # A scan cut by the unplug is half a read: dropped.
                 self.wedge.expire()
-                dev.close()
+                with contextlib.suppress(OSError):
+                    dev.close()
             self.core.set_state("disconnected", f"{self._describe}: {os.strerror(err.errno or 0)}")
             await asyncio.sleep(self.backoff.next_delay())

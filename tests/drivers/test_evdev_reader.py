@@ -133,3 +133,36 @@ def test_end_keys_cover_keypad_enter_and_tab() -> None:
     from drivers.keymap import END_KEYS
 
     assert {e.KEY_ENTER, e.KEY_KPENTER, e.KEY_TAB} <= END_KEYS
+
+
+class _Info:
+    vendor, product = 0x0C2E, 0x0B61
+
+
+class _Dev:
+    def __init__(self, path: str) -> None:
+        if path == "/dev/input/event0":
+            raise PermissionError(errno.EACCES, "Permission denied")
+        self.path = path
+        self.name = {"/dev/input/event1": "AT keyboard"}.get(path, "Honeywell Scanner")
+        self.info = _Info()
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_lookup_by_name_skips_unreadable_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    import evdev
+
+    paths = ["/dev/input/event0", "/dev/input/event1", "/dev/input/event2"]
+    monkeypatch.setattr(evdev, "list_devices", lambda: paths)
+    monkeypatch.setattr(evdev, "InputDevice", _Dev)
+    dev = open_input_device("honeywell")
+    assert isinstance(dev, _Dev)
+    assert dev.path == "/dev/input/event2"
+    assert open_input_device("0c2e:0b61") is not None
+    with pytest.raises(DeviceError) as err:
+        open_input_device("zebra")
+    # Nothing matched and one device could not be read: the likely cause is permissions.
+    assert err.value.errno == errno.EACCES
