@@ -229,13 +229,15 @@ def _only_query(request: web.Request, *allowed: str) -> None:
 async def get_cards(request: web.Request) -> web.StreamResponse:
     await _authenticate(request)
     _only_query(request, "since")
-    since_text = request.query.get("since")
+    values = request.query.getall("since", [])
     since: int | None = None
-    if since_text not in (None, ""):
+    if values:
         try:
-            since = int(since_text)
+            if len(values) != 1 or not values[0].strip():
+                raise ValueError(values)
+            since = int(values[0])
         except ValueError:
-            raise Reply(400, "bad_request", "since must be an integer version") from None
+            raise Reply(400, "bad_request", "since must be one integer version") from None
     db = request.app[DB_KEY]
     resp = web.StreamResponse(headers={"Content-Type": NDJSON, "Cache-Control": "no-store"})
     resp.enable_compression()
