@@ -127,6 +127,8 @@ class Catalog:
             # file must never be corrupt (WAL + NORMAL guarantees that).
             await writer.execute("PRAGMA synchronous=NORMAL")
             await writer.execute("PRAGMA busy_timeout=5000")
+            # A full list passes through the WAL (~300 MB for 1M cards): give it back after.
+            await writer.execute("PRAGMA journal_size_limit=67108864")
             await writer.executescript(_SCHEMA)
             reader = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
             await reader.execute("PRAGMA query_only=1")
@@ -349,34 +351,47 @@ class Catalog:
         seen = applied = removed = 0
         n = 1
         end: CardsEnd | None = None
-        async for line in lines:
-            n += 1
-            self._check_size(line, n)
-            if end is not None:
-                raise FeedRejected(f"line {n}: data after the end line")
-            try:
-                item = decode_card_line(line)
-            except WireError as e:
-                raise FeedRejected(f"line {n}: {e}") from None
-            if isinstance(item, CardsEnd):
-                end = item
-                continue
-            seen += 1
-            if isinstance(item, CardRemoved):
-                removed += 1
-                pending[item.number] = None
-            else:
-                applied += 1
-                pending[item.number] = item
-            if len(pending) >= _BATCH:
+        # Batch k is written (sqlite releases the GIL) while batch k+1 is decoded.
+        writing: asyncio.Task[None] | None = None
+        try:
+            async for line in lines:
+                n += 1
+                self._check_size(line, n)
+                if end is not None:
+                    raise FeedRejected(f"line {n}: data after the end line")
+                try:
+                    item = decode_card_line(line)
+                except WireError as e:
+                    raise FeedRejected(f"line {n}: {e}") from None
+                if isinstance(item, CardsEnd):
+                    end = item
+                    continue
+                seen += 1
+                if isinstance(item, CardRemoved):
+                    removed += 1
+                    pending[item.number] = None
+                else:
+                    applied += 1
+                    pending[item.number] = item
+                if len(pending) >= _BATCH:
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.create_task(self._flush(pending, full=full))
+                    pending = {}
+            if end is None:
+                raise FeedRejected(f"no end line after line {n} (truncated feed)")
+            if end.count != seen:
+                raise FeedRejected(f"end line counts {end.count} cards, feed carried {seen}")
+            if writing is not None:
+                await writing
+            if pending:
                 await self._flush(pending, full=full)
-                pending = {}
-        if end is None:
-            raise FeedRejected(f"no end line after line {n} (truncated feed)")
-        if end.count != seen:
-            raise FeedRejected(f"end line counts {end.count} cards, feed carried {seen}")
-        if pending:
-            await self._flush(pending, full=full)
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+                await asyncio.wait([writing])  # the transaction is rolled back after it
+            if writing is not None and writing.done() and not writing.cancelled():
+                writing.exception()  # retrieved; the feed is rejected or rolled back anyway
         return applied, removed
 
     async def _flush(self, pending: dict[str, CardRecord | None], *, full: bool) -> None:
