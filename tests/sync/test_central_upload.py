@@ -382,3 +382,34 @@ async def test_error_replies_decode_as_wire_errors(central: CentralHarness) -> N
         err = decode_error(await r.read())
     assert err.error == "gap"
     assert err.head == Head.genesis()
+
+
+async def test_logs_never_carry_tokens_and_mask_card_numbers(central: CentralHarness) -> None:
+    import io
+
+    import structlog
+
+    from config.logging import configure_logging
+
+    out = io.StringIO()
+    configure_logging("debug", "json", stream=out)
+    try:
+        chain = make_entries(3, card="01-000026")
+        async with central.session() as http:
+            assert (await post(http, central.batch_body(chain)))[0] == 200
+            assert (await post(http, central.batch_body(chain[2:])))[0] == 200  # replay
+            assert (await post(http, central.batch_body(make_entries(2, salt="f-"))))[0] == 409
+            bad = central.batch_body(chain, key=Ed25519PrivateKey.generate())
+            assert (await post(http, bad))[0] == 422
+        async with central.session("wrong-token-wrong-token") as http:
+            assert (await post(http, central.batch_body(chain)))[0] == 401
+    finally:
+        structlog.reset_defaults()
+    text = out.getvalue()
+    events = [msgspec.json.decode(line) for line in text.splitlines()]
+    assert {"upload_ok", "upload_replay", "upload_fork", "upload_refused"} <= {
+        e["event"] for e in events
+    }
+    for secret in (central.token, "wrong-token-wrong-token", central.public_key):
+        assert secret not in text
+    assert "01-000026" not in text
