@@ -37,6 +37,8 @@ class Decoded:
     lines: list[StyledLine] = field(default_factory=list)
     qr: list[str] = field(default_factory=list)
     images: list[tuple[int, int]] = field(default_factory=list)
+    # Raster images as (width in dots, height in dots, row-major bitmap, MSB first).
+    rasters: list[tuple[int, int, bytes]] = field(default_factory=list)
     inits: int = 0
     cuts: int = 0
     feeds: int = 0
@@ -163,8 +165,9 @@ def decode(data: bytes, *, codepages: dict[int, str] | None = None) -> Decoded:
                 head = need(8)
                 width_bytes = head[4] | head[5] << 8
                 height = head[6] | head[7] << 8
-                need(8 + width_bytes * height)
+                bitmap = need(8 + width_bytes * height)[8:]
                 out.images.append((width_bytes * 8, height))
+                out.rasters.append((width_bytes * 8, height, bitmap))
                 out.lines.append(StyledLine(f"[IMAGE {width_bytes * 8}x{height}]", False, False))
                 i += 8 + width_bytes * height
             elif cmd == 0x42:  # B n: invert

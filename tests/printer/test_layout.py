@@ -208,3 +208,32 @@ def test_partner_without_nip_or_address() -> None:
     data = msgspec.structs.replace(sample_sale(), partner=Partner(name="Ż"))
     lines = render_text(data, 48).splitlines()
     assert not any(x.strip().startswith("NIP") for x in lines)
+
+
+def test_raster_qr_carries_the_same_modules_as_the_code() -> None:
+    """Unpack the GS v 0 bitmap a clone gets and compare it module by module."""
+    import qrcode  # type: ignore[import-untyped]
+
+    payload = verification_code(sample_sale())
+    d = decode(render(sample_sale(), PRINTER_58), codepages=CLONE_PAGES)
+    ((width, height, bitmap),) = d.rasters
+    assert width <= 384  # the printable width of 58 mm paper at 203 dpi
+    code = qrcode.QRCode(
+        border=1, error_correction=qrcode.constants.ERROR_CORRECT_L, mask_pattern=0
+    )
+    code.add_data(payload)
+    code.make(fit=True)
+    matrix = code.get_matrix()
+    scale = height // len(matrix)
+    row_bytes = width // 8
+
+    def dot(x: int, y: int) -> bool:
+        return bool(bitmap[y * row_bytes + x // 8] & (0x80 >> (x % 8)))
+
+    for r, modules in enumerate(matrix):
+        for c, dark in enumerate(modules):
+            for dy in range(scale):
+                for dx in range(scale):
+                    assert dot(c * scale + dx, r * scale + dy) == dark
+    # Padding dots right of the code stay white.
+    assert not any(dot(x, y) for y in range(height) for x in range(len(matrix) * scale, width))
