@@ -229,3 +229,31 @@ async def test_deltas_match_a_model_and_broken_ones_change_nothing(
             num = f"01-{i:06d}"
             assert await cat.lookup(num) == model.get(num)
             assert await cat.by_uid(f"04a1{i:06x}") == model.get(num)
+
+
+async def test_cancelled_feed_is_rolled_back_and_the_next_one_applies(
+    state_dir: Path, clock: FakeClock
+) -> None:
+    """Shutdown in the middle of a big snapshot: nothing of it stays, the file stays usable."""
+    async with await Catalog.open(state_dir / "catalog.sqlite", clock) as cat:
+        await cat.apply_feed(agen(feed(1, [card(1, points=5)], full=True)))
+        before = await snapshot(cat)
+        stuck = asyncio.Event()
+
+        async def endless() -> AsyncIterator[bytes]:
+            for n, line in enumerate(feed(2, (card(i) for i in range(2, 30_000)), full=True)):
+                if n == 12_000:  # two batches already handed to the writer
+                    stuck.set()
+                    await asyncio.Event().wait()
+                yield line
+
+        task = asyncio.create_task(cat.apply_feed(endless()))
+        await asyncio.wait_for(stuck.wait(), 30)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await snapshot(cat) == before
+        assert cat.cards_version == 1
+        res = await cat.apply_feed(agen(feed(3, [card(7)], full=False)))
+        assert res.accepted
+        assert await cat.lookup("01-000007") == card(7)
