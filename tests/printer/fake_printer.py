@@ -49,7 +49,9 @@ class FakePrinter:
         return self._port
 
     async def start(self) -> None:
-        """Listen (again, on the same port after refuse())."""
+        """Listen (again, on the same port after refuse()); no-op when already listening."""
+        if self._server is not None:
+            return
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self._port))
