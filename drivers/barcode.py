@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from drivers.errors import DecodeError
+from drivers.luhn import looks_like_pan
 from ledger.cards import CardNumberError, CardNumberFormat
 
 MAX_BARCODE_LEN = 64
+PAN_MIN_IN_BARCODE = 15
 
 
 class BarcodeError(DecodeError):
@@ -47,4 +49,9 @@ def decode_barcode(text: str, fmt: CardNumberFormat) -> str:
             return fmt.normalise(c)
         except CardNumberError:
             continue
+    digits = t.replace(" ", "")
+    # A payment card's number typed or scanned in is refused like a swiped one. Product
+    # codes (EAN-13, UPC-A, GTIN-14) pass Luhn by chance, so only 15-19 digits count.
+    if len(digits) >= PAN_MIN_IN_BARCODE and looks_like_pan(digits):
+        raise BarcodeError("payment_card")
     raise BarcodeError("unknown_barcode")

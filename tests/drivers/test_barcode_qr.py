@@ -11,7 +11,7 @@ from drivers.barcode import BarcodeError, decode_barcode, ean13_valid
 from drivers.classify import TextDecodeError, classify
 from drivers.qr import QrDecoder, QrError, load_public_key
 from ledger.clock import FakeClock
-from tests.drivers.helpers import FMT, make_key, sign_qr, text_decoder
+from tests.drivers.helpers import FMT, make_key, make_pan, sign_qr, text_decoder
 
 
 def ean13(data12: str) -> str:
@@ -56,6 +56,18 @@ def test_barcode_refusals(scan: str, reason: str) -> None:
     with pytest.raises(BarcodeError) as err:
         decode_barcode(scan, FMT)
     assert err.value.reason == reason
+
+
+def test_payment_card_number_scanned_is_refused_as_such() -> None:
+    pan = make_pan(21)
+    with pytest.raises(BarcodeError) as err:
+        decode_barcode(pan, FMT)
+    assert err.value.reason == "payment_card"
+    assert pan not in repr(err.value)
+    spaced = " ".join(pan[i : i + 4] for i in range(0, 16, 4))
+    with pytest.raises(BarcodeError) as err:
+        decode_barcode(spaced, FMT)
+    assert err.value.reason == "payment_card"
 
 
 def test_classify_routes_by_first_characters() -> None:
