@@ -67,6 +67,9 @@ PYTHON_CODECS = {
     "CP1252": "cp1252",
 }
 
+# Profiles of clones sold with a Chinese (Kanji) mode that some units start in.
+KANJI_CLONE_PROFILES = frozenset({"POS-5890", "ZJ-5870", "NT-5890K", "NT-80-V-UL", "RP326"})
+
 ESC_INIT = b"\x1b@"
 FS_CANCEL_KANJI = b"\x1c."
 BOLD_ON, BOLD_OFF = b"\x1bE\x01", b"\x1bE\x00"
@@ -379,9 +382,14 @@ def check_printer(printer: PrinterSection) -> None:
     _codec_chars(printer.codepage)
 
 
+def needs_cancel_kanji(printer: PrinterSection) -> bool:
+    """FS . after init: when configured, and always for the Chinese-market clones."""
+    return printer.cancel_kanji or printer.profile in KANJI_CLONE_PROFILES
+
+
 def _init(p: Any, printer: PrinterSection) -> None:
     p._raw(ESC_INIT)
-    if printer.cancel_kanji:
+    if needs_cancel_kanji(printer):
         p._raw(FS_CANCEL_KANJI)
     # ESC @ resets the printer's code page but python-escpos still believes the old
     # one is active and would send no ESC t: forget it and select again.

@@ -237,3 +237,9 @@ def test_raster_qr_carries_the_same_modules_as_the_code() -> None:
                     assert dot(c * scale + dx, r * scale + dy) == dark
     # Padding dots right of the code stay white.
     assert not any(dot(x, y) for y in range(height) for x in range(len(matrix) * scale, width))
+
+
+def test_clone_profiles_cancel_chinese_mode_without_being_told() -> None:
+    clone = PrinterSection(profile="ZJ-5870", columns=32)
+    assert decode(render(sample_sale(), clone)).cancel_kanji == 1
+    assert decode(render(sample_sale(), PRINTER_80)).cancel_kanji == 0
