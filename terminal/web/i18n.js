@@ -129,6 +129,8 @@ export const T = {
   offlineCards: (age) => `Lista kart z ${age} temu.`,
   offlineRules: "Punkty są naliczane normalnie; wymiana punktów jest ograniczona.",
   degraded: "Terminal działa z ograniczeniami.",
+  printerProblem: (state) => `Drukarka: ${state} — sprzedaż działa, paragony czekają w kolejce.`,
+  readersProblem: (names) => `Czytnik niedostępny: ${names} — wpisz numer karty ręcznie.`,
   disconnected: "Brak połączenia z terminalem — łączę ponownie…",
   reconnected: "Połączenie z terminalem przywrócone.",
   // demo

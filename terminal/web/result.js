@@ -7,10 +7,10 @@ import { formatPln, formatPoints } from "./format.js";
 
 const PREVIEW_TRIES = 4;
 
-function facts(rows) {
+function facts(rows, wide = false) {
   return h(
     "dl",
-    { class: "result-facts" },
+    { class: wide ? "result-facts result-facts-wide" : "result-facts" },
     rows.filter(Boolean).map(([label, value, id]) => [h("dt", {}, label), h("dd", { id }, value)]),
   );
 }
@@ -53,6 +53,7 @@ export function renderResult(col, result, { onNew, onReprint, onVoid }) {
       Object.entries(summary)
         .filter(([, v]) => typeof v === "number")
         .map(([k, v]) => [SUMMARY_LABELS[k] || k, summaryValue(k, v), `summary-${k}`]),
+      true,
     );
   }
   replace(
@@ -61,10 +62,6 @@ export function renderResult(col, result, { onNew, onReprint, onVoid }) {
       "div",
       { class: `result result-${kind}`, id: "result", dataset: { kind } },
       h("h2", { class: "result-title", id: "result-title" }, title),
-      body,
-      h("h3", {}, kind === "day_close" ? T.zReport : T.receiptPreview),
-      preview,
-      image,
       h(
         "div",
         { class: "result-buttons" },
@@ -78,6 +75,10 @@ export function renderResult(col, result, { onNew, onReprint, onVoid }) {
           `${T.newSale} (Enter)`,
         ),
       ),
+      body,
+      h("h3", {}, kind === "day_close" ? T.zReport : T.receiptPreview),
+      preview,
+      image,
     ),
   );
   loadPreview(entry.seq, preview, image);

@@ -109,9 +109,14 @@ export function renderOfflineBanner(el, health) {
     const age = health.sync && health.sync.cards_age_s;
     if (typeof age === "number") parts.push(T.offlineCards(duration(age)));
     parts.push(T.offlineRules);
-  } else if (health.status === "degraded") {
-    parts.push(T.degraded);
   }
+  const printer = health.printer && health.printer.state;
+  if (printer && !GOOD_PRINTER.has(printer) && printer !== "unknown") {
+    parts.push(T.printerProblem(PRINTER_STATES[printer] || printer));
+  }
+  const down = (health.readers || []).filter((r) => !GOOD_READER.has(r.state)).map((r) => r.name);
+  if (down.length) parts.push(T.readersProblem(down.join(", ")));
+  if (!parts.length && health.status === "degraded") parts.push(T.degraded);
   el.hidden = parts.length === 0;
   el.textContent = parts.join(" ");
 }

@@ -244,8 +244,8 @@ class Stack:
 
         wait_for("city server", central_up, timeout=30)
 
-    def _start_printer(self) -> None:
-        port = free_port()
+    def _start_printer(self, mode: str = "online") -> None:
+        port = self.printer_port or free_port()
         self.printer = Process(
             "printer",
             [
@@ -256,6 +256,8 @@ class Stack:
                 str(port),
                 "--out",
                 str(self.receipts),
+                "--mode",
+                mode,
             ],
             self.root / "printer.log",
             REPO,
@@ -270,6 +272,12 @@ class Stack:
                 return True
 
         wait_for("loopback printer", printer_up, timeout=20)
+
+    def restart_printer(self, mode: str) -> None:
+        """Switch the printer off and on again on the same port, answering as ``mode``."""
+        if self.printer is not None:
+            self.printer.kill()
+        self._start_printer(mode)
 
     def _write_terminal_config(self) -> None:
         (self.root / "terminal.toml").write_text(

@@ -85,3 +85,26 @@ def test_sale_retried_with_the_same_id_is_written_once(
     written = sales(stack)
     assert [(e["amount_gr"], e["seq"]) for e in written] == [(7770, 1)]
     expect(page.locator("#result-seq")).to_have_text("1")
+
+
+def test_paper_out_is_shown_and_the_sale_still_commits(
+    page: Page, stack: Stack, shot: Shot
+) -> None:
+    login_with_keypad(page, stack)
+    stack.restart_printer("paper_out")
+    stack.swipe(RESIDENT_CARD)
+    expect(page.locator("#card-state")).to_have_attribute("data-active", "true")
+    page.locator("#amount").fill("15,00")
+    page.locator("#amount").press("Enter")
+    expect(page.locator("#result-title")).to_have_text("Transakcja zapisana")
+    [sale] = sales(stack)
+    expect(page.locator("#status-printer")).to_contain_text("Brak papieru", timeout=15_000)
+    expect(page.locator("#offline-banner")).to_contain_text("paragony czekają w kolejce")
+    shot("paper-out")
+
+    # Paper back in: the queued receipt prints once and the bar says so.
+    printed = len(stack.printed())
+    stack.restart_printer("online")
+    stack.wait_printed(b"01-****18", after=printed, timeout=30)
+    expect(page.locator("#status-printer")).to_contain_text("gotowa", timeout=15_000)
+    assert [e["seq"] for e in sales(stack)] == [sale["seq"]]

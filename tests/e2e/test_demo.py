@@ -1,0 +1,74 @@
+"""`kartapos demo` end to end: the page's "simulate swipe" buttons drive its pty reader."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.e2e.harness import ARTIFACTS, CASHIER_PIN, KARTAPOS, Process, free_port, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def demo_url(tmp_path: Path) -> Iterator[str]:
+    listen = f"127.0.0.1:{free_port()}"
+    demo = Process(
+        "demo",
+        [
+            KARTAPOS,
+            "demo",
+            "--listen",
+            listen,
+            "--central",
+            f"127.0.0.1:{free_port()}",
+            "--state-dir",
+            str(tmp_path / "demo-state"),
+        ],
+        tmp_path / "demo.log",
+        tmp_path,
+    )
+    demo.start()
+    url = f"http://{listen}/"
+
+    def page_served() -> bool | None:
+        demo.check_alive()
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return True if resp.status == 200 else None
+
+    try:
+        wait_for("kartapos demo page", page_served, timeout=40)
+        yield url
+    finally:
+        demo.kill()
+
+
+@pytest.fixture
+def demo_page(browser: Browser, demo_url: str) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1024, "height": 768}, locale="pl-PL")
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()
+
+
+def test_simulated_swipes_show_cards(demo_page: Page, demo_url: str) -> None:
+    page = demo_page
+    page.goto(demo_url)
+    page.locator("#pin").fill(CASHIER_PIN)
+    page.locator("#pin").press("Enter")
+    expect(page.locator("#demo-panel")).to_be_visible()
+    expect(page.locator("#demo-panel")).to_contain_text("Symuluj przeciągnięcie karty")
+
+    page.locator('button[data-key="resident"]').click()
+    expect(page.locator("#card-state")).to_have_attribute("data-active", "true")
+    page.locator('button[data-key="blocked"]').click()
+    expect(page.locator("#card-state")).to_contain_text("NIEAKTYWNA")
+    expect(page.locator("#card-state")).to_contain_text("zastrzeżona")
+    page.locator('button[data-key="payment"]').click()
+    expect(page.locator("#card-refusal")).to_have_attribute("data-reason", "payment_card")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "test_demo-simulated-swipes.png"))
