@@ -1,7 +1,8 @@
-"""The page's money parser and formatter agree with ledger.money, in a real browser.
+"""The page's pure modules in a real browser, checked against the Python side.
 
 The cashier types the amount on the page and the daemon stores grosze: if the two ever
-read "12,5" differently the receipt shows another amount than the screen did.
+read "12,5" differently the receipt shows another amount than the screen did. The page's
+own Polish tables must know every code the daemon can send.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from hypothesis import strategies as st
 from playwright.sync_api import Browser, Page
 
 from ledger.money import AmountError, format_pln, parse_pln
+from ledger.refusals import MESSAGES
+from terminal.messages import API_MESSAGES, READ_MESSAGES
 from tests.e2e.harness import REPO
 
 pytestmark = pytest.mark.slow
@@ -45,7 +48,7 @@ def web_server() -> Iterator[str]:
 def module_page(browser: Browser, web_server: str) -> Iterator[Page]:
     context = browser.new_context()
     pg = context.new_page()
-    pg.goto(f"{web_server}/web/icon.svg")
+    pg.goto(f"{web_server}/web/")  # the directory listing: any HTML page of that origin
     yield pg
     context.close()
 
@@ -100,3 +103,78 @@ def test_js_format_pln_matches_ledger(module_page: Page, amounts: list[int]) -> 
     )
     # The page keeps "zł" on the amount's line with a no-break space; otherwise identical.
     assert shown == [format_pln(a).replace(" zł", "\u00a0zł") for a in amounts]
+
+
+# The reason codes of CARDVIEW.benefits[].reason (DESIGN 6 and the brief of the screen).
+BENEFIT_REASON_CODES = {
+    "inactive",
+    "not_yet_valid",
+    "expired",
+    "age_below",
+    "age_above",
+    "program_missing",
+    "points_below_threshold",
+    "persons_limit_reached",
+    "period_limit_reached",
+    "offline_limit",
+    "card_inactive",
+}
+# DESIGN 6: refusal codes at least.
+CONTRACT_REFUSALS = {
+    "card_unknown",
+    "card_blocked",
+    "card_inactive",
+    "benefit_unavailable",
+    "points_locked",
+    "insufficient_points",
+    "offline_limit",
+    "invalid_amount",
+}
+
+
+def test_page_tables_know_every_daemon_code(module_page: Page) -> None:
+    tables: dict[str, list[str]] = module_page.evaluate(
+        "async () => { const m = await import('/web/i18n.js');"
+        " return { errors: Object.keys(m.ERRORS), reasons: Object.keys(m.BENEFIT_REASONS) }; }"
+    )
+    errors, reasons = set(tables["errors"]), set(tables["reasons"])
+    assert reasons >= BENEFIT_REASON_CODES
+    assert errors >= CONTRACT_REFUSALS
+    daemon_codes = set(MESSAGES) | set(API_MESSAGES) | set(READ_MESSAGES)
+    assert daemon_codes - errors - reasons == set()
+
+
+def offline_banner(page: Page, health: dict[str, Any]) -> str | None:
+    """The banner's text for ``health``, or None when it is hidden."""
+    text: str | None = page.evaluate(
+        "async (health) => { const m = await import('/web/status.js');"
+        " const el = document.createElement('div'); m.renderOfflineBanner(el, health);"
+        " return el.hidden ? null : el.textContent; }",
+        health,
+    )
+    return text
+
+
+def health(cards_age_s: float | None, *, status: str = "ok", printer: str = "online") -> Any:
+    return {
+        "status": status,
+        "readers": [{"name": "msr", "kind": "serial", "state": "connected"}],
+        "printer": {"state": printer},
+        "sync": {"pending_entries": 0, "last_upload_at": None, "cards_age_s": cards_age_s},
+        "ledger": {"head_seq": 0, "head_hash": "0" * 64},
+    }
+
+
+def test_offline_banner(module_page: Page) -> None:
+    assert offline_banner(module_page, health(30)) is None
+    four_days = offline_banner(module_page, health(4 * 86400, status="degraded"))
+    assert four_days is not None
+    assert "Tryb offline" in four_days
+    assert "4 dni" in four_days
+    never = offline_banner(module_page, health(None))
+    assert never is not None
+    assert "Tryb offline" in never
+    paper = offline_banner(module_page, health(30, status="degraded", printer="paper_out"))
+    assert paper is not None
+    assert "Brak papieru" in paper
+    assert "Tryb offline" not in paper
