@@ -7,6 +7,7 @@ are covered as the terminal hashed them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,9 @@ from ledger.canonical import canonical
 from ledger.entry import Entry, chain_hash
 from sync.wire import RawUploadBatch, verify_batch_signature
 
-_HEX = frozenset("0123456789abcdef")
+_HASH_RE = re.compile(r"[0-9a-f]{64}")
+# Fields whose types msgspec checks (no floats there); only other fields are walked.
+_TYPED_FIELDS = frozenset(f.name for f in msgspec.structs.fields(Entry))
 
 
 class BatchRejected(Exception):
@@ -42,8 +45,8 @@ class VerifiedBatch:
     last_seq: int
 
 
-def _is_hash(v: object) -> bool:
-    return isinstance(v, str) and len(v) == 64 and _HEX.issuperset(v)
+def _is_hash(v: str) -> bool:
+    return _HASH_RE.fullmatch(v) is not None
 
 
 def _has_float(v: object) -> bool:
@@ -82,7 +85,8 @@ def verify_chain_of(terminal_id: str, raws: list[dict[str, Any]]) -> VerifiedBat
                 f"entry of terminal {e.terminal!r} in a batch of {terminal_id}",
                 e.seq,
             )
-        if _has_float(raw):
+        extra = raw.keys() - _TYPED_FIELDS
+        if extra and any(_has_float(raw[k]) for k in extra):
             raise BatchRejected(
                 422, "bad_entry", "entries carry integers only, never floats", e.seq
             )
