@@ -462,25 +462,14 @@ class SyncClient:
 
     async def _feed_lines(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         """The response body as lines; oversize or a dropped connection rejects the feed."""
-        buf = b""
-        total = 0
+        chunks = resp.content.iter_chunked(_FEED_CHUNK)
         try:
-            async for chunk in resp.content.iter_chunked(_FEED_CHUNK):
-                total += len(chunk)
-                if total > self._max_feed_bytes:
-                    raise FeedRejected(f"card feed larger than {self._max_feed_bytes} bytes")
-                parts = (buf + chunk).split(b"\n")
-                buf = parts.pop()
-                if len(buf) > self._max_feed_line:
-                    raise FeedRejected(
-                        f"a card feed line is longer than {self._max_feed_line} bytes"
-                    )
-                for line in parts:
-                    yield line + b"\n"
+            async for line in split_lines(
+                chunks, max_line=self._max_feed_line, max_total=self._max_feed_bytes
+            ):
+                yield line
         except (aiohttp.ClientError, TimeoutError) as e:
-            raise FeedRejected(f"connection lost after {total} bytes: {e!r}") from None
-        if buf:
-            yield buf
+            raise FeedRejected(f"connection lost during the card feed: {e!r}") from None
 
     async def _refresh_rules(self) -> tuple[bool, str | None]:
         headers: dict[str, str] = {}
@@ -617,6 +606,30 @@ class _PlainError:
 
 class _TooLarge(Exception):
     pass
+
+
+async def split_lines(
+    chunks: AsyncIterator[bytes], *, max_line: int, max_total: int
+) -> AsyncIterator[bytes]:
+    """Re-cut a byte stream into lines (each with its newline; a last one maybe without).
+
+    Raises FeedRejected past ``max_total`` bytes or when a line outgrows ``max_line``
+    before its newline arrives (so a hostile stream cannot fill memory).
+    """
+    buf = b""
+    total = 0
+    async for chunk in chunks:
+        total += len(chunk)
+        if total > max_total:
+            raise FeedRejected(f"card feed larger than {max_total} bytes")
+        parts = (buf + chunk).split(b"\n")
+        buf = parts.pop()
+        if len(buf) > max_line:
+            raise FeedRejected(f"a card feed line is longer than {max_line} bytes")
+        for line in parts:
+            yield line + b"\n"
+    if buf:
+        yield buf
 
 
 async def _discard(task: asyncio.Task[Any] | None) -> None:
