@@ -132,7 +132,6 @@ class Catalog:
             await writer.executescript(_SCHEMA)
             reader = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
             await reader.execute("PRAGMA query_only=1")
-            await reader.execute("PRAGMA mmap_size=268435456")
             rows = await writer.execute_fetchall("SELECT key, value FROM meta")
         except (sqlite3.Error, OSError) as e:
             for conn in (reader, writer):
