@@ -292,7 +292,7 @@ def _void(c: _Composer, data: ReceiptData) -> None:
     c.pair(T.VOID_POINTS_TAKEN, _points(-e.points_earned))
     c.pair(T.VOID_POINTS_BACK, _points(-e.points_redeemed))
     if e.discount_gr:
-        c.pair(T.DISCOUNT, format_pln(e.discount_gr))
+        c.pair(T.VOID_DISCOUNT, format_pln(-e.discount_gr))
     if e.reason:
         c.left(f"{T.VOID_REASON} {e.reason}")
     c.rule()

@@ -38,6 +38,7 @@ VOIDED_AT: Final = "z dnia:"
 VOIDED_AMOUNT: Final = "Kwota anulowanej sprzedaży:"
 VOID_POINTS_BACK: Final = "Punkty zwrócone:"
 VOID_POINTS_TAKEN: Final = "Punkty odebrane:"
+VOID_DISCOUNT: Final = "Cofnięty rabat za punkty:"
 VOID_REASON: Final = "Powód:"
 
 Z_DAY: Final = "Dzień:"
