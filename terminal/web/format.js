@@ -63,13 +63,15 @@ export function formatTime(date) {
   return TIME.format(date);
 }
 
+// Building an Intl formatter costs about a millisecond: make each one once.
+const ISO_DATE = new Intl.DateTimeFormat("en-CA", {
+  timeZone: TIME_ZONE,
+  year: "numeric",
+  month: "2-digit",
+  day: "2-digit",
+});
+
 // Today's date in Warsaw as YYYY-MM-DD.
 export function warsawToday(now = new Date()) {
-  const parts = new Intl.DateTimeFormat("en-CA", {
-    timeZone: TIME_ZONE,
-    year: "numeric",
-    month: "2-digit",
-    day: "2-digit",
-  }).format(now);
-  return parts;
+  return ISO_DATE.format(now);
 }

@@ -74,6 +74,14 @@ def test_sale_void_reprint_and_day_close(page: Page, stack: Stack, shot: Shot) -
     flags = [rows.nth(i).get_attribute("data-available") for i in range(rows.count())]
     assert flags == sorted(flags, key=lambda f: f != "true")
     benefit = next(b for b in before["benefits"] if b["available"])
+    # A 1024x768 touch screen: every visible button is a finger-sized target.
+    heights: list[float] = page.evaluate(
+        "[...document.querySelectorAll('button')].filter((b) => b.offsetParent)"
+        ".map((b) => b.getBoundingClientRect().height)"
+    )
+    assert heights
+    assert min(heights) >= 40
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1024
 
     page.locator("#amount").fill("123,45")
     expect(page.locator("#quote-topay")).to_have_text("123,45\u00a0zł")
