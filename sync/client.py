@@ -451,7 +451,7 @@ class SyncClient:
                     reply = _Reply(resp.status, await _read_capped(resp, MAX_REPLY_BYTES))
                     reply.headers = CIMultiDict(resp.headers)
             except (aiohttp.ClientError, TimeoutError) as e:
-                reply = _Reply(0, str(e).encode())
+                reply = _Reply(0, _net_error(e).encode())
             if reply.status and reply.status not in _RETRY_STATUSES:
                 err = self._error_of(reply)
                 raise self._final_error(reply, err.error, err.message)
@@ -469,7 +469,7 @@ class SyncClient:
             ):
                 yield line
         except (aiohttp.ClientError, TimeoutError) as e:
-            raise FeedRejected(f"connection lost during the card feed: {e!r}") from None
+            raise FeedRejected(f"connection lost during the card feed: {_net_error(e)}") from None
 
     async def _refresh_rules(self) -> tuple[bool, str | None]:
         headers: dict[str, str] = {}
@@ -547,7 +547,7 @@ class SyncClient:
                     reply = _Reply(resp.status, await _read_capped(resp, max_bytes))
                     reply.headers = CIMultiDict(resp.headers)
             except (aiohttp.ClientError, TimeoutError) as e:
-                reply = _Reply(0, repr(e).encode())
+                reply = _Reply(0, _net_error(e).encode())
             except _TooLarge as e:
                 raise SyncError("bad_reply", str(e)) from None
             if reply.status and reply.status not in _RETRY_STATUSES:
@@ -560,7 +560,7 @@ class SyncClient:
     @staticmethod
     def _describe(reply: _Reply) -> str:
         if reply.status == 0:
-            return f"no answer ({reply.body.decode(errors='replace')[:200]})"
+            return f"no answer: {reply.body.decode(errors='replace')}"
         return f"HTTP {reply.status}"
 
     @staticmethod
@@ -606,6 +606,16 @@ class _PlainError:
 
 class _TooLarge(Exception):
     pass
+
+
+def _net_error(e: BaseException) -> str:
+    """A network failure in one short line (aiohttp's reprs run to hundreds of chars)."""
+    text = str(e) or type(e).__name__
+    if isinstance(e, aiohttp.ClientConnectorError):
+        text = f"cannot connect to {e.host}:{e.port} ({e.os_error.strerror or e.os_error})"
+    elif isinstance(e, TimeoutError):
+        text = "timed out"
+    return text[:200]
 
 
 async def split_lines(

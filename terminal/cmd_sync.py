@@ -138,7 +138,7 @@ async def _run_here(
             state / "ledger.sqlite", terminal=cfg.terminal.id, readonly=True
         )
     except LedgerError as e:
-        raise _Refused(f"{e} (has the daemon ever run with this state_dir?)") from None
+        raise _Refused(str(e)) from None
     try:
         try:
             catalog = await Catalog.open(state / "catalog.sqlite", clock)
@@ -178,6 +178,8 @@ class _Progress:
     def __call__(self, ev: SyncEvent) -> None:
         if ev.kind not in ("upload_started", "upload_progress", "upload_done"):
             return
+        if ev.kind == "upload_started" and not self._tty:
+            return  # what the server holds is known only after its first answer
         total = max(ev.local_seq, 1)
         done = min(ev.acked_seq, ev.local_seq)
         if self._tty:
