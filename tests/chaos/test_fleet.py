@@ -23,9 +23,10 @@ within a few times the mean plus a few: the run must keep
 d is the mean measured in that very night (so E is the night's time-averaged
 concurrency); d measured with terminals uploading one at a time is printed beside it.
 The last term is the price of compressing time: the server and 300 clients share one
-event loop on a small, shared machine, and a stall of s_stall = 0.1 s there (a GC pass,
+event loop on a small, shared machine, and a stall of s_stall = 0.2 s there (a GC pass,
 the process descheduled; 50-190 ms were seen at load 8 on 2 cores) lets the POSTs that
-arrive meanwhile pile up -- in a real night that stall would be 0.1 s against 10,800.
+arrive meanwhile pile up -- in a real night that stall would be 0.2 s against 10,800.
+At the real scale (W = 10,800 s, d of a few ms) E is ~0.0002 and the bound is 3.
 The same fleet starting all at once (the control run) must exceed the bound severalfold,
 so the assertion is not vacuous.
 
@@ -90,7 +91,7 @@ class FleetParams:
     window: str = SyncSection().nightly_window  # the configured default, 01:00-04:00
     bound_factor: float = 4.0
     bound_extra: float = 3.0
-    stall_s: float = 0.1  # event-loop stall the bound tolerates (see the module docstring)
+    stall_s: float = 0.2  # event-loop stall the bound tolerates (see the module docstring)
 
 
 # --- the server-side meter ----------------------------------------------------------------
