@@ -206,7 +206,7 @@ def _summarise(outcome: dict[str, Any], out: TextIO) -> int:
     ref: dict[str, Any] = outcome.get("refresh") or {}
     if up:
         line = (
-            f"upload: {up.get('sent', 0)} entries sent; server holds "
+            f"upload: {up.get('sent', 0)} entries sent; acknowledged up to seq "
             f"{up.get('acked_seq', 0)} of {up.get('local_seq', 0)}"
         )
         if up.get("ok"):

@@ -71,7 +71,7 @@ async def test_cli_standalone_uploads_everything_and_exits_0(
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     text = out.decode()
     assert proc.returncode == 0, (text, err.decode())
-    assert "20 entries sent; server holds 20 of 20 - all acknowledged" in text
+    assert "20 entries sent; acknowledged up to seq 20 of 20 - all acknowledged" in text
     assert "cards: full list version" in text
     assert "sync: OK" in text
     assert "upload: server holds" in err.decode()  # plain progress lines when not a tty
@@ -139,7 +139,7 @@ async def test_running_daemon_is_asked_instead(tmp_path: Path) -> None:
         await runner.cleanup()
     assert rc == 0
     assert calls == ["Bearer daemon-secret"]
-    assert "server holds 5 of 5 - all acknowledged" in out.getvalue()
+    assert "acknowledged up to seq 5 of 5 - all acknowledged" in out.getvalue()
     assert not (tmp_path / "state" / "catalog.sqlite").exists()  # the daemon is the writer
 
 
