@@ -484,6 +484,7 @@ async def test_fleet_night_every_entry_once_and_slots_spread_the_load(
     tmp_path: Path, clock: FakeClock
 ) -> None:
     params = FleetParams()
+    print(f"fleet seed {params.seed} (fault plan and slot jitter)")
     with fast_root(tmp_path) as root, structlog.testing.capture_logs() as logs:
         async with open_fleet(root / "terminals", params, clock) as fleet:
             tids = [t.tid for t in fleet.terms]
