@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import socket
 import statistics
 import subprocess
@@ -107,7 +108,13 @@ class Child:
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
-            self.proc.wait(timeout=20)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGUSR1)
+                time.sleep(1)
+                print((self.root / "daemon.log").read_text()[-6000:])
+                raise
             self.proc = None
 
 
@@ -205,7 +212,7 @@ async def main(args: argparse.Namespace) -> int:
             for i in range(args.starts):
                 starts.append(await asyncio.to_thread(child.start))
                 if i < args.starts - 1:
-                    await asyncio.to_thread(child.stop)
+                    child.stop() if args.blocking_stop else await asyncio.to_thread(child.stop)
             async with aiohttp.ClientSession() as http:
                 api_token = (root / "state" / "api-token").read_text().strip()
                 await wait_up(http, url, api_token)
@@ -354,6 +361,7 @@ def cli() -> int:
     p.add_argument("--sustained", type=int, default=4000)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--starts", type=int, default=4)
+    p.add_argument("--blocking-stop", action="store_true", help=argparse.SUPPRESS)
     return asyncio.run(main(p.parse_args()))
 
 

@@ -77,6 +77,25 @@ async def open_queue(cfg: Config, state: Path, clock: Clock) -> Any | None:
     )
 
 
+SHUTDOWN_DEADLINE_S = 10.0
+
+
+def _stuck_shutdown() -> None:
+    log.error("shutdown_stuck", deadline_s=SHUTDOWN_DEADLINE_S)
+    dump_tasks()
+    os._exit(1)
+
+
+def dump_tasks() -> None:
+    """SIGUSR1: log every asyncio task and where it waits (for a daemon that seems stuck)."""
+    for task in asyncio.all_tasks():
+        frames = [
+            f"{f.f_code.co_filename.rsplit('/', 2)[-1]}:{f.f_lineno} {f.f_code.co_name}"
+            for f in task.get_stack(limit=12)
+        ]
+        log.warning("task_dump", task=task.get_name(), done=task.done(), stack=frames)
+
+
 class Daemon:
     """Everything the daemon runs. Use ``async with Daemon(cfg) as d: await d.serve()``."""
 
@@ -206,6 +225,7 @@ class Daemon:
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stopping.set)
+            loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(self._pump(r)) for r in self.readers]
@@ -226,16 +246,21 @@ class Daemon:
                 await self.stopping.wait()
                 note.stopping("stopping")
                 log.info("stopping")
+                # Every commit is durable already; a task that ignores cancellation must
+                # not keep the till from restarting (systemd would SIGKILL it anyway).
+                if install_signals:
+                    loop.call_later(SHUTDOWN_DEADLINE_S, _stuck_shutdown)
                 # Stop taking requests; in-flight ones (a sale being committed) finish.
                 await self.runner.cleanup()
                 for t in tasks:
                     t.cancel()
         finally:
             if install_signals:
-                for sig in (signal.SIGTERM, signal.SIGINT):
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
                     loop.remove_signal_handler(sig)
             await self.runner.cleanup()
             self.hub.close()
+            # The deadline stays armed through closing the databases; the process ends next.
 
     def stop(self) -> None:
         self.stopping.set()
