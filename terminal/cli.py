@@ -32,7 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported (for its own arguments)."""
     parser = argparse.ArgumentParser(
         prog="kartapos",
         description="Point-of-sale terminal for the city resident card (Karta Mieszkańca).",
@@ -40,21 +41,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=None)
+        if name != command:
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as e:
             if e.name != module_name:
                 raise
-            p.set_defaults(_module=None)
             continue
         module.add_arguments(p)
         p.set_defaults(_module=module)
     return parser
 
 
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The first word that names a command (options before it take no values)."""
+    return next((a for a in argv if a in COMMANDS), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(words))
+    args = parser.parse_args(words)
     module = args._module
     if module is None:
         print(f"kartapos {args.command}: not built yet in this version", file=sys.stderr)
