@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gzip
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -447,7 +448,8 @@ class SyncClient:
                     self._base + path, headers=self._auth(), timeout=timeout
                 ) as resp:
                     if resp.status == 200:
-                        return await self._catalog.apply_feed(self._feed_lines(resp))
+                        async with contextlib.aclosing(self._feed_lines(resp)) as lines:
+                            return await self._catalog.apply_feed(lines)
                     reply = _Reply(resp.status, await _read_capped(resp, MAX_REPLY_BYTES))
                     reply.headers = CIMultiDict(resp.headers)
             except (aiohttp.ClientError, TimeoutError) as e:
@@ -460,7 +462,7 @@ class SyncClient:
             await self._wait(backoff, reply)
         raise SyncError("unreachable", f"card list: {self._describe(reply)}")
 
-    async def _feed_lines(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    async def _feed_lines(self, resp: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
         """The response body as lines; oversize or a dropped connection rejects the feed."""
         chunks = resp.content.iter_chunked(_FEED_CHUNK)
         try:
