@@ -199,14 +199,21 @@ async function showPos() {
   recall();
   renderAll();
   if (!stream) {
-    stream = new EventStream({ onMessage, onOpen: onStreamOpen, onClose: onStreamClose });
+    stream = new EventStream({
+      onMessage,
+      onOpen: onStreamOpen,
+      onClose: onStreamClose,
+      onRetry: checkSession,
+    });
     stream.start();
   }
   clearInterval(healthTimer);
   // The WebSocket pushes changes; this slow poll only refreshes ages ("5 min temu").
   healthTimer = setInterval(() => refreshHealth(), 30000);
-  await Promise.all([refreshHealth(), loadDemo(), loadLastSale()]);
+  await refreshHealth(); // the ledger head tells loadLastSale where to look
+  await Promise.all([loadDemo(), loadLastSale()]);
   focusDefault();
+  refreshCard(); // a card kept over a reload: show its balance as it is now
 }
 
 function renderAll() {
@@ -626,6 +633,14 @@ function onStreamOpen() {
         if (err.status === 401) showLogin();
       });
   }
+}
+
+// The stream cannot connect: an expired session sends the cashier to the PIN screen,
+// a daemon that is down keeps the banner up while the stream retries.
+function checkSession() {
+  api.session().catch((err) => {
+    if (err.status === 401) showLogin();
+  });
 }
 
 function onStreamClose() {

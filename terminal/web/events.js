@@ -5,8 +5,9 @@ const MIN_DELAY_MS = 250;
 const MAX_DELAY_MS = 5000;
 
 export class EventStream {
-  constructor({ onMessage, onOpen, onClose }) {
+  constructor({ onMessage, onOpen, onClose, onRetry }) {
     this.onMessage = onMessage;
+    this.onRetry = onRetry || (() => {});
     this.onOpen = onOpen;
     this.onClose = onClose;
     this.lastEid = null;
@@ -77,5 +78,7 @@ export class EventStream {
     const wait = Math.round(MIN_DELAY_MS / 2 + Math.random() * this.delay);
     this.delay = Math.min(this.delay * 2, MAX_DELAY_MS);
     this.timer = setTimeout(() => this.connect(), wait);
+    // A refused upgrade looks like a network error here: let the page ask why.
+    this.onRetry();
   }
 }

@@ -51,7 +51,12 @@ def test_page_reconnects_after_sigkill_and_restart(page: Page, stack: Stack, sho
     expect(page.locator("#balance")).to_contain_text(pts(balance))
     shot("02-recovered")
 
-    # "Void last" still points at the sale made before the crash.
+    # "Void last" still points at the sale made before the crash, also after a reload
+    # with nothing remembered in the tab: the page finds it in the ledger.
+    page.evaluate("sessionStorage.clear()")
+    page.reload()
+    expect(page.locator("#pos")).to_be_visible()
+    expect(page.locator("#action-void")).to_be_enabled()
     page.keyboard.press("F4")
     page.locator("#void-reason").fill("Klient zrezygnował")
     page.keyboard.press("Enter")
@@ -60,6 +65,18 @@ def test_page_reconnects_after_sigkill_and_restart(page: Page, stack: Stack, sho
         ("sale", None),
         ("void", sale["seq"]),
     ]
+
+    page.evaluate("sessionStorage.clear()")
+    page.reload()
+    expect(page.locator("#action-reprint")).to_be_enabled()
+    expect(page.locator("#action-void")).to_be_disabled()  # voided already
+
+    # A session that is no longer valid sends the cashier to the PIN pad on reconnect.
+    page.context.clear_cookies()
+    stack.kill_daemon()
+    expect(page.locator("#conn-banner")).to_be_visible()
+    stack.start_daemon()
+    expect(page.locator("#login")).to_be_visible(timeout=15_000)
 
 
 def test_sale_retried_with_the_same_id_is_written_once(
