@@ -38,5 +38,12 @@ pytest: setup
 bench: setup
 	$(BIN)/python -m benchmarks
 
+# One seeded fault-injection run of the whole till: make chaos SEED=42 SALES=1000
+SEED ?= 1
+SALES ?= 200
+chaos: setup
+	CHAOS_SEEDS=$(SEED) CHAOS_SALES=$(SALES) $(BIN)/python -m pytest -s -q \
+		tests/chaos/test_chaos.py -k "chaos_run" -p no:cacheprovider
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

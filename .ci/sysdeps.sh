@@ -4,10 +4,10 @@
 #   swig, libpcsclite-dev      to build pyscard
 #   chromium                   the cashier page tests (Playwright drives /usr/bin/chromium)
 #   fonts-dejavu-core          a font with Polish glyphs for receipt previews
-#   systemd                    systemd-analyze verify of the unit files
+#   systemd, strace            systemd-analyze verify of the units; the syscall-filter test
 #   linux-libc-dev, gcc        to build evdev
 set -euo pipefail
-pkgs=(pcscd vsmartcard-vpcd swig libpcsclite-dev chromium fonts-dejavu-core systemd linux-libc-dev gcc pkg-config)
+pkgs=(pcscd vsmartcard-vpcd swig libpcsclite-dev chromium fonts-dejavu-core systemd strace linux-libc-dev gcc pkg-config)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

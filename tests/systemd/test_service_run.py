@@ -186,7 +186,7 @@ MDWE_THEN_EXEC = textwrap.dedent(
 def test_daemon_runs_under_memory_deny_write_execute(tmp_path: Path) -> None:
     probe = subprocess.run([sys.executable, "-c", MDWE_THEN_EXEC, "true"], timeout=30, check=False)
     if probe.returncode == 77:
-        pytest.skip("kernel without PR_SET_MDWE (Linux >= 6.3)")
+        pytest.skip("not applicable here: kernel without PR_SET_MDWE (Linux >= 6.3)")
     proc_run = run_like_systemd(tmp_path, [sys.executable, "-c", MDWE_THEN_EXEC])
     assert proc_run.returncode == 0, proc_run.log[-3000:]
     assert "Traceback" not in proc_run.log
