@@ -353,9 +353,11 @@ class Catalog:
         # Batch k is written (sqlite releases the GIL) while batch k+1 is decoded.
         writing: asyncio.Task[None] | None = None
         try:
+            max_line = self._max_line
             async for line in lines:
                 n += 1
-                self._check_size(line, n)
+                if len(line) > max_line:
+                    self._check_size(line, n)
                 if end is not None:
                     raise FeedRejected(f"line {n}: data after the end line")
                 try:
@@ -418,7 +420,7 @@ class Catalog:
 
 
 def _uid_rows(records: Iterable[CardRecord]) -> list[tuple[str, str]]:
-    return [(_norm_uid(u), r.number) for r in records for u in r.uids]
+    return [(u.strip().lower(), r.number) for r in records for u in r.uids]
 
 
 def card_line(record: CardRecord | CardRemoved | Any) -> bytes:
