@@ -7,7 +7,7 @@ import { ask } from "./dialog.js";
 import { $, h, replace } from "./dom.js";
 import { EventStream } from "./events.js";
 import { formatPln, formatPoints } from "./format.js";
-import { SHORTCUTS, T, errorText } from "./i18n.js";
+import { ERRORS, SHORTCUTS, T, errorText } from "./i18n.js";
 import { renderOfflineBanner, renderStatus } from "./status.js";
 import { SaleForm, newSaleId } from "./sale.js";
 import { renderResult } from "./result.js";
@@ -526,8 +526,10 @@ async function syncNow() {
   if (btn) btn.disabled = true;
   toast(T.syncStarted);
   try {
-    await api.sync();
-    toast(T.syncDone, "ok");
+    const { data } = await api.sync();
+    // The daemon answers 200 with ok=false when the city server could not be reached.
+    if (data && data.ok === false) toast(ERRORS.sync_failed, "error");
+    else toast(T.syncDone, "ok");
   } catch (err) {
     showError(err);
   }

@@ -73,7 +73,11 @@ def test_sale_void_reprint_and_day_close(page: Page, stack: Stack, shot: Shot) -
     rows = page.locator(".benefit")
     flags = [rows.nth(i).get_attribute("data-available") for i in range(rows.count())]
     assert flags == sorted(flags, key=lambda f: f != "true")
-    benefit = next(b for b in before["benefits"] if b["available"])
+    # One whose points the cashier may change (not locked), to exercise the override.
+    benefit = next(
+        b for b in before["benefits"] if b["available"] and not b["points_locked"] and b["points"]
+    )
+    override = benefit["points"] + 3
     # A 1024x768 touch screen: every visible button is a finger-sized target.
     heights: list[float] = page.evaluate(
         "[...document.querySelectorAll('button')].filter((b) => b.offsetParent)"
@@ -90,6 +94,10 @@ def test_sale_void_reprint_and_day_close(page: Page, stack: Stack, shot: Shot) -
     dialog = page.locator("#dialog")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text(benefit["name"])
+    page.locator("#use-points").fill(str(override))
+    page.locator("#dialog-confirm").click()
+    expect(page.locator("#dialog-error")).to_have_text("Podaj powód zmiany punktów.")
+    page.locator("#use-reason").fill("Stały klient")
     shot("03-use-confirmation")
     page.locator("#dialog-confirm").click()
     expect(dialog).to_be_hidden()
@@ -103,9 +111,14 @@ def test_sale_void_reprint_and_day_close(page: Page, stack: Stack, shot: Shot) -
             "card": RESIDENT_CARD,
             "amount_gr": 12345,
             "benefit_ids": [benefit["id"]],
-            "redeem_points": 0,
+            "redeem_points": 100,
+            "points_override": override,
+            "override_reason": "Stały klient",
         },
     )
+    page.locator('.redeem-option:has(input[value="100"])').click()
+    expect(page.locator("#quote-discount")).to_have_text("−10,00 zł")
+    expect(page.locator("#quote-topay")).to_have_text("113,45 zł")
     expect(page.locator("#quote-earn")).to_have_text("+" + pts(quote["points_earned"]))
     shot("04-quote")
 
@@ -115,6 +128,8 @@ def test_sale_void_reprint_and_day_close(page: Page, stack: Stack, shot: Shot) -
     assert sale["amount_gr"] == 12345
     assert sale["benefits"] == [benefit["id"]]
     assert sale["points_earned"] == quote["points_earned"]
+    assert (sale["points_redeemed"], sale["discount_gr"]) == (100, 1000)
+    assert (sale["points_override"], sale["override_reason"]) == (override, "Stały klient")
     expect(page.locator("#result-seq")).to_have_text(str(sale["seq"]))
     expect(page.locator("#result-points")).to_have_text("+" + pts(sale["points_earned"]))
     expect(page.locator("#result-balance")).to_have_text(pts(sale["balance_after"]))
@@ -156,6 +171,15 @@ def test_sale_void_reprint_and_day_close(page: Page, stack: Stack, shot: Shot) -
     expect(page.locator("#receipt-text")).to_contain_text("RAPORT DOBOWY (Z)")
     stack.wait_printed("RAPORT DOBOWY".encode("cp852"))
     shot("07-day-close")
+
+    # "Synchronizuj" uploads now: nothing is left pending.
+    page.locator("#sync-now").click()
+    expect(page.locator("#toast")).to_have_text("Synchronizacja zakończona.", timeout=20_000)
+    expect(page.locator("#status-sync")).to_contain_text("do wysłania: 0")
+    # With the city server gone the cashier is told the sync failed, not that it worked.
+    stack.central.stop()
+    page.locator("#sync-now").click()
+    expect(page.locator("#toast")).to_have_text("Synchronizacja nie powiodła się.", timeout=40_000)
 
 
 def test_blocked_card_shows_inactive(page: Page, stack: Stack, shot: Shot) -> None:
