@@ -233,6 +233,10 @@ def luhn_pan(prefix: str) -> str:
 def test_keyboard_only_flow(page: Page, stack: Stack, shot: Shot) -> None:
     page.goto(stack.url)
     expect(page.locator("#pin")).to_be_focused()
+    page.keyboard.type("000000")
+    page.keyboard.press("Enter")
+    expect(page.locator("#login-error")).to_have_text("Nieprawidłowy PIN.")
+    expect(page.locator("#pin")).to_be_focused()
     page.keyboard.type(CASHIER_PIN)
     page.keyboard.press("Enter")
     expect(page.locator("#pos")).to_be_visible()
