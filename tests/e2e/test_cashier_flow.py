@@ -78,6 +78,17 @@ def test_sale_void_reprint_and_day_close(page: Page, stack: Stack, shot: Shot) -
         b for b in before["benefits"] if b["available"] and not b["points_locked"] and b["points"]
     )
     override = benefit["points"] + 3
+    # The demo partner's list has both kinds, so the checks below are never vacuous.
+    assert any(b["points_locked"] for b in before["benefits"])
+    assert any(not b["available"] for b in before["benefits"])
+    for b in before["benefits"]:
+        row = page.locator(f'.benefit[data-benefit="{b["id"]}"]')
+        expect(row.locator(".icon-lock")).to_have_count(1 if b["points_locked"] else 0)
+        if not b["available"]:
+            # The page's own Polish words, never the bare code.
+            reason = row.locator(".benefit-reason")
+            expect(reason).not_to_have_text(b["reason"] or "")
+            expect(reason).to_have_text(re.compile(r"^[a-ząćęłńóśźż ]{6,}$"))
     # A 1024x768 touch screen: every visible button is a finger-sized target.
     heights: list[float] = page.evaluate(
         "[...document.querySelectorAll('button')].filter((b) => b.offsetParent)"
@@ -94,6 +105,8 @@ def test_sale_void_reprint_and_day_close(page: Page, stack: Stack, shot: Shot) -
     dialog = page.locator("#dialog")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text(benefit["name"])
+    unit = {"pieces": "szt.", "hours": "godz."}[benefit.get("unit", "pieces")]
+    expect(page.locator('label[for="use-quantity"]')).to_have_text(f"Liczba ({unit})")
     page.locator("#use-points").fill(str(override))
     page.locator("#dialog-confirm").click()
     expect(page.locator("#dialog-error")).to_have_text("Podaj powód zmiany punktów.")
