@@ -337,6 +337,8 @@ class PrintQueue:
             if task is not None and task.cancelling():
                 # A library swallowed the cancellation that was meant to stop us.
                 raise asyncio.CancelledError
+            # Cleared before looking, so a job queued after the look still wakes us.
+            self._wake.clear()
             job = await self._next_job()
             if job is None:
                 if not await self._sleep(self._idle_poll_s):
@@ -350,7 +352,6 @@ class PrintQueue:
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep, or less when a job is enqueued; True when woken by a job."""
-        self._wake.clear()
         try:
             async with asyncio.timeout(seconds):
                 await self._wake.wait()
@@ -440,6 +441,9 @@ class PrintQueue:
             self._set_status(PrinterStatus("offline", str(e)))
             return False
         self._drawer.pop(job_id, None)
+        if self._status.state == "offline":
+            # Sent without asking first (the printer never answers DLE EOT): reachable.
+            self._set_status(PrinterStatus("unknown", "printer does not report its state"))
         await self._mark(
             job_id,
             "printed",

@@ -371,3 +371,43 @@ async def test_a_failing_status_listener_does_not_stop_printing(
             await fake.wait_status_queries(fake.status_queries + 6)
             assert q.status().state == "cover_open"
     assert "cover_open" not in seen
+
+
+async def test_every_enqueue_wakes_an_idle_worker(state_dir: Path, clock: FakeClock) -> None:
+    """With a long idle poll, a lost wake-up would leave a receipt waiting for it."""
+    async with FakePrinter() as fake:
+        t = NetworkTransport("127.0.0.1", fake.port)
+        queue = await PrintQueue.open(
+            state_dir / "print.sqlite",
+            transport=t,
+            printer=section(fake.port),
+            clock=clock,
+            idle_poll_s=60.0,
+        )
+        try:
+            async with asyncio.TaskGroup() as tg:
+                worker = tg.create_task(queue.run())
+                for seq in range(1, 31):
+                    job = await queue.enqueue(sample_sale(seq))
+                    assert await queue.wait(job, 5) == "printed"
+                worker.cancel()
+        finally:
+            await queue.close()
+        assert len(await fake.wait_jobs(30)) == 30
+
+
+async def test_silent_printer_back_from_offline_is_not_shown_offline(
+    state_dir: Path, clock: FakeClock
+) -> None:
+    async with FakePrinter("silent") as fake:
+        t = NetworkTransport("127.0.0.1", fake.port, connect_timeout=0.5, status_timeout=0.1)
+        async with running(state_dir / "print.sqlite", t, section(fake.port), clock) as q:
+            first = await q.enqueue(sample_sale(1))
+            assert await q.wait(first, 5) == "printed"
+            await fake.refuse()
+            second = await q.enqueue(sample_sale(2))
+            assert await q.wait(second, 0.3) == "queued"
+            assert q.status().state == "offline"
+            await fake.start()
+            assert await q.wait(second, 5) == "printed"
+            assert q.status().state == "unknown"
