@@ -68,3 +68,13 @@ async def test_fake_printer_runs_as_a_process_for_e2e_tests() -> None:
     finally:
         proc.terminate()
         await proc.wait()
+
+
+def test_a_configured_folder_that_is_missing_is_made(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """escpos fails to import when its pickle folder does not exist."""
+    folder = tmp_path / "not" / "yet"
+    monkeypatch.setenv(ENV, str(folder))
+    assert prepare_escpos_cache() == folder
+    assert folder.is_dir()
