@@ -122,7 +122,7 @@ class Printing:
         from printer.layout import render_text
 
         data = await self.receipt_data(entry)
-        return render_text(data, self._cfg.printer.columns)
+        return render_text(data, self._cfg.printer.columns, codepage=self._cfg.printer.codepage)
 
     async def preview_png(self, entry: Entry) -> bytes:
         from printer.preview import render_png
