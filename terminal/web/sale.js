@@ -497,7 +497,13 @@ export class SaleForm {
     this.confirmBtn.hidden = this.pending !== null;
     this.retryBtn.hidden = this.pending === null;
     this.retryBtn.disabled = saving;
-    for (const el of this.col.querySelectorAll(".benefit button, .redeem input")) el.disabled = locked;
+    if (locked) {
+      for (const el of this.col.querySelectorAll(".benefit button, .redeem input")) el.disabled = true;
+    } else {
+      // Re-render rather than enable everything: unavailable benefits stay disabled.
+      this.renderBenefits();
+      this.renderRedeem();
+    }
     this.onBusy(locked);
     if (!saving && this.pending) this.retryBtn.focus();
   }

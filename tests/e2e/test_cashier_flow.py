@@ -205,8 +205,9 @@ def test_blocked_card_shows_inactive(page: Page, stack: Stack, shot: Shot) -> No
     # Nothing can be sold on it: no amount field, every "Użyj" disabled.
     expect(page.locator("#amount")).to_have_count(0)
     uses = page.locator(".btn-use")
+    assert uses.count() > 0
     for i in range(uses.count()):
-        expect(uses.nth(i)).to_be_disabled()
+        expect(uses.nth(i)).to_have_js_property("disabled", True)
     shot("blocked-swiped")
 
     # Typed by hand, the same card gives the same verdict.
@@ -323,3 +324,35 @@ def test_polish_text_on_screen(page: Page, stack: Stack, shot: Shot) -> None:
     # No mojibake (UTF-8 read as Latin-1 gives "Ä…", "Å‚"), no replacement characters.
     assert not re.search("[\ufffd]|Ä[\x80-\xbf…]|Å[\x80-\xbf‚]", text)
     shot("polish")
+
+
+def test_refused_sale_is_explained_and_changes_nothing(page: Page, stack: Stack) -> None:
+    """A points override with two benefits is refused (422): the form stays as it was."""
+    login_with_keypad(page, stack)
+    view = card_view(stack, RESIDENT_CARD)
+    open_ = [b for b in view["benefits"] if b["available"] and not b["points_locked"]]
+    others = [b for b in view["benefits"] if b["available"] and b["id"] != open_[0]["id"]]
+    unavailable = [b for b in view["benefits"] if not b["available"]]
+    assert open_
+    assert others
+    assert unavailable
+    stack.swipe(RESIDENT_CARD)
+    expect(page.locator("#card-state")).to_have_attribute("data-active", "true")
+    page.locator("#amount").fill("10,00")
+    page.locator(f'.benefit button[data-benefit="{open_[0]["id"]}"]').click()
+    page.locator("#use-points").fill(str(open_[0]["points"] + 1))
+    page.locator("#use-reason").fill("Próba")
+    page.locator("#dialog-confirm").click()
+    page.locator(f'.benefit button[data-benefit="{others[0]["id"]}"]').click()
+    page.locator("#dialog-confirm").click()
+    expect(page.locator("#quote-error")).to_contain_text("jednego benefitu")
+
+    page.locator("#sale-confirm").click()
+    expect(page.locator("#sale-status")).to_contain_text("jednego benefitu")
+    assert sales(stack) == []
+    for b in unavailable:
+        # The property itself: Playwright also counts the row's aria-disabled as disabled.
+        use = page.locator(f'.benefit button[data-benefit="{b["id"]}"]')
+        expect(use).to_have_js_property("disabled", True)
+    expect(page.locator("#amount")).to_be_enabled()
+    expect(page.locator("#action-close-day")).to_be_enabled()
