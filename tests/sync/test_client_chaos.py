@@ -76,10 +76,14 @@ async def test_any_fault_sequence_ends_with_the_exact_chain(
                 try:
                     first = await client.upload()
                     if not first.ok:
-                        # Only a run of gaps may stall it; the next run must finish.
-                        assert first.error == "no_progress", first
+                        # A run gives up after 5 failed attempts in a row, or 3 stalls (a
+                        # run of gaps); it never fails any other way, and later runs finish.
+                        assert first.error in ("server_error", "unreachable", "no_progress")
                     await append_sales(store, clock, more, tag="later-")
-                    final = await client.upload()
+                    for _ in range(3):  # the plan holds at most 8 faults
+                        final = await client.upload()
+                        if final.ok:
+                            break
                 finally:
                     await client.close()
                 assert final.ok, final
