@@ -125,6 +125,7 @@ function buildLogin() {
 }
 
 function showLogin() {
+  closeDialog();
   state.cashier = null;
   if (stream) stream.stop();
   stream = null;
@@ -292,8 +293,14 @@ function focusAmount() {
 
 // ---- cards ---------------------------------------------------------------------------
 
+// A question about the previous customer must not be answered for the next one.
+function closeDialog() {
+  if (els.dialog.open) els.dialog.close();
+}
+
 function showCard(card, read) {
   if (state.busy) return; // a sale is being saved: never swap the card under it
+  closeDialog();
   state.card = card;
   state.read = read || null;
   state.cardError = null;
@@ -307,6 +314,7 @@ function showCard(card, read) {
 
 function showCardError(error) {
   if (state.busy) return;
+  closeDialog();
   state.card = null;
   state.read = null;
   state.cardError = error;
