@@ -305,6 +305,11 @@ class LedgerStore:
             except sqlite3.DatabaseError as e:
                 if isinstance(e, sqlite3.OperationalError) and "unable to open" in str(e):
                     raise LedgerError(f"cannot open ledger {path}: {e}") from e
+                if _disk_full(e):
+                    # Opening a WAL database writes its index: not damage, no space.
+                    raise LedgerError(
+                        f"cannot open ledger {path}: no space left on its disk"
+                    ) from e
                 raise LedgerCorruptError(f"ledger {path} is damaged: {e}") from e
             store = cls(
                 path, conn, terminal=terminal, readonly=readonly, lock_fd=lock_fd, head=head
@@ -547,6 +552,11 @@ class LedgerStore:
             raise LedgerError(f"ledger {self._path}: {e}") from e
         except ValueError as e:  # aiosqlite: "Connection closed"
             raise LedgerError(f"ledger {self._path}: {e}") from e
+
+
+def _disk_full(e: sqlite3.Error) -> bool:
+    """SQLITE_FULL, or an I/O error from a full disk."""
+    return getattr(e, "sqlite_errorcode", None) == 13 or "disk is full" in str(e)
 
 
 async def _call(conn: aiosqlite.Connection, fn: Callable[..., _T], *args: Any) -> _T:

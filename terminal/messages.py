@@ -21,6 +21,8 @@ API_MESSAGES: dict[str, str] = {
     "nothing_to_close": "Brak transakcji do zamknięcia dnia.",
     "demo_only": "Dostępne tylko w trybie demonstracyjnym.",
     "internal": "Błąd wewnętrzny terminala. Spróbuj ponownie.",
+    "ledger_write_failed": "Transakcja NIE została zapisana — błąd zapisu na dysku terminala "
+    "(np. brak miejsca). Spróbuj ponownie; jeśli błąd wraca, wezwij serwis.",
 }
 
 # What readers reject, as the cashier sees it.

@@ -28,7 +28,7 @@ from ledger.rules import (
     card_view,
     quote,
 )
-from ledger.store import IdempotencyConflict, LedgerStore
+from ledger.store import Appended, IdempotencyConflict, LedgerError, LedgerStore
 from ledger.usage import UsageBook
 from ledger.voids import day_summary, plan_void
 from sync.catalog import Catalog
@@ -349,7 +349,7 @@ class SaleService(Services):
                 sale_id=body.id,
             )
             try:
-                appended = await self._store.append(draft)
+                appended = await self._append(draft)
             except IdempotencyConflict as c:
                 return await self._replayed(c.existing, body, number)
             await self._apply_through(appended.entry)
@@ -399,7 +399,7 @@ class SaleService(Services):
                 cashier=caller.cashier_id,
                 sale_id=void_id,
             )
-            appended = await self._store.append(draft)
+            appended = await self._append(draft)
             await self._apply_through(appended.entry)
         entry = appended.entry
         fault_point("after_commit_before_print")
@@ -422,7 +422,7 @@ class SaleService(Services):
             cashier=caller.cashier_id,
             summary=summary,
         )
-        appended = await self._store.append(draft)
+        appended = await self._append(draft)
         await self._apply_through(appended.entry)
         entry = appended.entry
         fault_point("after_commit_before_print")
@@ -431,6 +431,16 @@ class SaleService(Services):
         body = {"entry": entry.to_dict(), "receipt": {"status": status}, "summary": summary}
         self._hub.publish({"type": "sale", "entry": body["entry"], "receipt": body["receipt"]})
         return body
+
+    async def _append(self, draft: Draft) -> Appended:
+        """Append durably; a storage failure is a clear refusal: the sale was NOT saved."""
+        try:
+            return await self._store.append(draft)
+        except IdempotencyConflict:
+            raise
+        except LedgerError as e:
+            log.error("ledger_write_failed", error=str(e))
+            raise ApiError("ledger_write_failed", 503) from None
 
     async def _receipt_of(self, entry: Entry) -> str:
         """A replayed request's receipt state; queues the original if a failure lost it."""
