@@ -80,6 +80,7 @@ export const T = {
   retrying: (n) => `Brak połączenia z terminalem — ponawiam (próba ${n})…`,
   retryFailed: "Nie udało się zapisać transakcji. Sprawdź połączenie i ponów — nie zostanie zapisana dwa razy.",
   retry: "Ponów",
+  retrySafe: "Ponowienie nie zapisze transakcji dwa razy.",
   nothingToSell: "Wpisz kwotę albo wybierz benefit.",
   // result
   saleDone: "Transakcja zapisana",
@@ -211,6 +212,7 @@ export const ERRORS = {
   not_a_sale: "Unieważnić można tylko sprzedaż.",
   void_reason_required: "Podaj powód unieważnienia.",
   internal: "Błąd wewnętrzny terminala. Spróbuj ponownie.",
+  ledger_write_failed: "Transakcja NIE została zapisana — błąd zapisu na dysku terminala.",
   // card read refusals (card_error.reason)
   payment_card: "To karta płatnicza — przeciągnij Kartę Mieszkańca.",
   garbled: "Nie udało się odczytać karty — przeciągnij ponownie.",

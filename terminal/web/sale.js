@@ -463,7 +463,10 @@ export class SaleForm {
       if (isTransient(err)) {
         // The outcome is unknown: keep the form locked and offer a retry with the same id.
         this.pending = sale;
-        this.setSaving(false, T.retryFailed);
+        const why = err.isNetwork
+          ? T.retryFailed
+          : `${errorText(err.code, err.serverMessage)} ${T.retrySafe}`;
+        this.setSaving(false, why);
       } else {
         this.pending = null;
         this.saleId = null; // nothing was written under it (or it is taken: 409)
