@@ -37,18 +37,27 @@ class _Faults:
         seed = env.get("KARTAPOS_FAULT_SEED", "0")
         self.rng = random.Random(f"{seed}:{os.getpid()}")
 
-    def hit(self, name: str) -> None:
+    def draw(self, name: str) -> bool:
         p = self.odds.get(name)
-        if p and self.rng.random() < p:
-            sys.stderr.write(f"kartapos: fault point {name}: SIGKILL\n")
-            sys.stderr.flush()
-            os.kill(os.getpid(), signal.SIGKILL)
+        return bool(p) and self.rng.random() < (p or 0.0)
+
+
+def die(name: str) -> None:
+    """SIGKILL this process at the named point (no cleanup runs, as on a power cut)."""
+    sys.stderr.write(f"kartapos: fault point {name}: SIGKILL\n")
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 _faults = _Faults(dict(os.environ))
 
 
+def fault_due(name: str) -> bool:
+    """Whether the armed point fires now (for points that first do half their work)."""
+    return bool(_faults.odds) and _faults.draw(name)
+
+
 def fault_point(name: str) -> None:
     """Maybe die here (only when the chaos harness armed this point)."""
-    if _faults.odds:
-        _faults.hit(name)
+    if fault_due(name):
+        die(name)

@@ -34,6 +34,7 @@ import aiosqlite
 import msgspec
 import structlog
 
+from config.faults import die, fault_due
 from config.schema import PrinterSection
 from ledger.clock import Clock, format_ts
 from printer.layout import LayoutError, drawer_kick, render
@@ -419,6 +420,9 @@ class PrintQueue:
             "printing",
             "UPDATE jobs SET state = 'printing', attempts = attempts + 1 WHERE id = ?",
         )
+        if fault_due("mid_print"):  # the chaos harness: half a receipt, then power cut
+            await self._transport.send(payload[: len(payload) // 2])
+            die("mid_print")
         try:
             await self._transport.send(payload)
         except PrinterOffline as e:

@@ -23,6 +23,7 @@ import aiosqlite
 import msgspec
 import structlog
 
+from config.faults import fault_point
 from ledger.clock import Clock, format_ts, parse_ts
 from ledger.domain import CardRecord, CardRemoved, Rules
 from sync.wire import CardsEnd, WireError, decode_card_line, decode_cards_header, decode_rules
@@ -327,6 +328,7 @@ class Catalog:
                 for sql in _STAGE_SQL:
                     await w.execute(sql)
             cards, removed = await self._stream(lines, full=full)
+            fault_point("mid_catalog_swap")
             if full:
                 for sql in _SWAP_SQL:
                     await w.execute(sql)

@@ -27,6 +27,7 @@ import aiohttp
 import structlog
 from multidict import CIMultiDict
 
+from config.faults import fault_point
 from config.schema import Config
 from ledger.clock import Clock, format_ts, parse_ts
 from ledger.entry import GENESIS_HASH, Entry
@@ -266,6 +267,7 @@ class SyncClient:
                         ahead_after = entries[-1].seq
                         ahead = asyncio.create_task(self._prepare(ahead_after))
                     head, accepted = await self._send_batch(body)
+                    fault_point("after_upload_commit")
                     batches += accepted
                     await self._check_prefix(head, local)
                     self._set_acked(head)

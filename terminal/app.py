@@ -23,10 +23,10 @@ from ledger.entry import Entry
 from ledger.store import LedgerStore
 from ledger.usage import UsageBook
 from printer.escpos_env import prepare_escpos_cache
-from sync.backoff import Backoff
 from sync.catalog import Catalog
-from sync.client import SyncClient
+from sync.client import CycleResult, RefreshResult, SyncClient, UploadResult
 from sync.keys import load_or_create_key
+from sync.schedule import SyncScheduler
 from terminal.api import ApiContext, DemoHooks, build_app
 from terminal.auth import PinThrottle, SessionSigner, allowed_origins, load_api_token
 from terminal.events import EventHub
@@ -96,6 +96,39 @@ def dump_tasks() -> None:
         log.warning("task_dump", task=task.get_name(), done=task.done(), stack=frames)
 
 
+class _Syncer:
+    """The sync client as the scheduler and the API drive it, keeping the daemon current.
+
+    After every upload the usage book learns what the server acknowledged (the persons
+    limit counts only unacknowledged uses itself) and the screen gets fresh health.
+    """
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._d = daemon
+
+    async def _after(self) -> None:
+        self._d.usage.set_acknowledged(self._d.sync.acked_seq)
+        await self._d.push_health()
+
+    async def upload(self) -> UploadResult:
+        try:
+            return await self._d.sync.upload()
+        finally:
+            await self._after()
+
+    async def refresh(self) -> RefreshResult:
+        try:
+            return await self._d.sync.refresh()
+        finally:
+            await self._after()
+
+    async def cycle(self) -> CycleResult:
+        try:
+            return await self._d.sync.cycle()
+        finally:
+            await self._after()
+
+
 class Daemon:
     """Everything the daemon runs. Use ``async with Daemon(cfg) as d: await d.serve()``."""
 
@@ -138,6 +171,8 @@ class Daemon:
         self.sync = SyncClient(cfg, self.store, self.catalog, load_or_create_key(st), clk)
         self._stack.push_async_callback(self.sync.close)
         self.usage.set_acknowledged(self.sync.acked_seq)
+        self.syncer = _Syncer(self)
+        self.scheduler = SyncScheduler(self.syncer, cfg, clk)
         self.queue = await open_queue(cfg, st, clk)
         if self.queue is not None:
             self._stack.push_async_callback(self.queue.close)
@@ -197,13 +232,10 @@ class Daemon:
         }
 
     async def sync_cycle(self) -> dict[str, Any]:
-        result = await self.sync.cycle()
-        self.usage.set_acknowledged(self.sync.acked_seq)
-        await self._push_health()
-        out: dict[str, Any] = result.to_dict()
+        out: dict[str, Any] = (await self.syncer.cycle()).to_dict()
         return out
 
-    async def _push_health(self) -> None:
+    async def push_health(self) -> None:
         self.hub.publish({"type": "health", "health": await self.service.health()})
 
     # --- running ---------------------------------------------------------------------
@@ -232,7 +264,7 @@ class Daemon:
                 if self.queue is not None:
                     tasks.append(tg.create_task(self.queue.run()))
                     tasks.append(tg.create_task(self._watch_printer()))
-                tasks.append(tg.create_task(self._sync_loop()))
+                tasks.append(tg.create_task(self.scheduler.run()))
                 tasks.append(tg.create_task(self._watchdog(note, tasks)))
                 note.ready(f"kartapos {self.cfg.terminal.id} on {self.cfg.api.listen}")
                 log.info(
@@ -275,7 +307,7 @@ class Daemon:
                 except Exception:
                     log.exception("reader_event_failed", reader=reader.name)
                 if isinstance(ev, ReaderState):
-                    await self._push_health()
+                    await self.push_health()
 
     async def _watch_printer(self) -> None:
         last = None
@@ -284,25 +316,9 @@ class Daemon:
             if state != last:
                 if last is not None:
                     self.hub.publish({"type": "device", "device": "printer", "state": state})
-                    await self._push_health()
+                    await self.push_health()
                 last = state
             await asyncio.sleep(0.5)
-
-    async def _sync_loop(self) -> None:
-        """Upload and refresh while online: often enough that a blocked card arrives in minutes."""
-        interval = min(self.cfg.sync.upload_interval_s, self.cfg.sync.catalog_refresh_s)
-        backoff = Backoff(base_s=5.0, cap_s=600.0)
-        while True:
-            ok = False
-            try:
-                ok = (await self.sync.cycle()).ok
-                self.usage.set_acknowledged(self.sync.acked_seq)
-            except Exception:
-                log.exception("sync_cycle_failed")
-            await self._push_health()
-            if ok:
-                backoff.reset()
-            await asyncio.sleep(interval if ok else max(backoff.next_delay(), 1.0))
 
     async def _watchdog(self, note: Notifier, tasks: list[asyncio.Task[Any]]) -> None:
         interval = note.watchdog_interval()
