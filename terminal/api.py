@@ -385,7 +385,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     since_raw = request.query.get("since")
     since = int(since_raw) if since_raw and since_raw.isdigit() else None
-    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
+    # A screen that never answers the closing handshake holds shutdown at most 2 s.
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096, timeout=2.0)
     await ws.prepare(request)
     # The page learns where the stream stands, then everything it missed.
     hello = {"type": "hello", "eid": ctx.hub.last_eid, "state": ctx.services.state()}

@@ -282,7 +282,10 @@ class Daemon:
                 # not keep the till from restarting (systemd would SIGKILL it anyway).
                 if install_signals:
                     loop.call_later(SHUTDOWN_DEADLINE_S, _stuck_shutdown)
-                # Stop taking requests; in-flight ones (a sale being committed) finish.
+                # End the screens' event streams (their handlers would hold the server
+                # open), then stop taking requests; in-flight ones (a sale being
+                # committed) finish.
+                self.hub.close()
                 await self.runner.cleanup()
                 for t in tasks:
                     t.cancel()

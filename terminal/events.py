@@ -20,6 +20,7 @@ class EventHub:
         self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self._next_eid = 1
         self._queue_size = queue_size
+        self._closed = False
 
     @property
     def last_eid(self) -> int:
@@ -48,6 +49,8 @@ class EventHub:
 
     async def subscribe(self, since: int | None = None) -> AsyncIterator[dict[str, Any]]:
         """Yield replayed events after ``since``, then live ones until closed."""
+        if self._closed:
+            return
         q: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._subscribers.add(q)
         seen = self.last_eid
@@ -65,7 +68,8 @@ class EventHub:
             self._subscribers.discard(q)
 
     def close(self) -> None:
-        """End every subscription (shutdown)."""
+        """End every subscription, and refuse new ones (shutdown)."""
+        self._closed = True
         for q in list(self._subscribers):
             q.put_nowait(None)
         self._subscribers.clear()

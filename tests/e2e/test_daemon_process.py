@@ -156,3 +156,29 @@ def test_sigterm_finishes_and_resumes_cleanly(tmp_path: Path) -> None:
         assert proc.returncode == 0, stack.daemon.tail()
         stack.start_daemon()
         assert stack.api("GET", "/api/v1/health")["ledger"]["head_seq"] == 1
+
+
+def test_sigterm_with_a_screen_connected_exits_promptly(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    with running_stack(tmp_path) as stack:
+        # A bare WebSocket handshake: the events stream stays open as the page keeps it.
+        sock = socket.create_connection(("127.0.0.1", stack.api_port), timeout=5)
+        sock.sendall(
+            (
+                "GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {stack.api_token()}\r\n\r\n"
+            ).encode()
+        )
+        assert b"101" in sock.recv(4096).split(b"\r\n", 1)[0]
+        proc = stack.daemon.proc
+        assert proc is not None
+        t0 = time.monotonic()
+        proc.terminate()
+        rc = proc.wait(timeout=20)
+        took = time.monotonic() - t0
+        sock.close()
+        assert rc == 0, stack.daemon.tail()
+        assert took < 5, f"SIGTERM took {took:.1f} s with a screen connected"
