@@ -124,7 +124,9 @@ def _run(code: str) -> str:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     if proc.stdout.startswith("NO_MDWE"):
-        pytest.skip(f"not applicable here: kernel without PR_SET_MDWE (Linux >= 6.3): {proc.stdout.strip()}")
+        pytest.skip(
+            f"not applicable here: kernel without PR_SET_MDWE (Linux >= 6.3): {proc.stdout.strip()}"
+        )
     return proc.stdout
 
 

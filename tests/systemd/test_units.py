@@ -268,7 +268,9 @@ def test_udevadm_verify_accepts_the_rules(tmp_path: Path) -> None:
         [udevadm, "--help"], capture_output=True, text=True, timeout=30, check=False
     ).stdout
     if not re.search(r"^\s+verify\b", helptext, re.MULTILINE):
-        pytest.skip("not applicable here: udevadm verify needs systemd >= 254 (the checks above still ran)")
+        pytest.skip(
+            "not applicable here: udevadm verify needs systemd >= 254 (the checks above still ran)"
+        )
     rules = tmp_path / "99-kartapos.rules"
     shutil.copy(SYSTEMD_DIR / "99-kartapos.rules", rules)
     proc = subprocess.run(
