@@ -11,7 +11,9 @@ Points = NewType("Points", int)
 # 1 point costs the partner 0.10 PLN net (programme offer to partners).
 PARTNER_COST_PER_POINT_GR = 10
 
-_PLN_RE = re.compile(r"^\s*(?P<sign>-)?(?P<zl>\d{1,9})(?:[,.](?P<gr>\d{1,2}))?\s*(?:zł|PLN)?\s*$")
+_PLN_RE = re.compile(
+    r"^\s*(?P<sign>-)?(?P<zl>\d{1,9})(?:[,.](?P<gr>\d{1,2}))?\s*(?:zł|PLN)?\s*$", re.ASCII
+)
 
 
 class AmountError(ValueError):
