@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from ledger.clock import FakeClock
+from ledger.domain import CardStatus
 from ledger.entry import verify_chain
 from terminal.cmd_demo import luhn_complete
 from tests.printer.escpos_decode import decode
@@ -292,3 +293,20 @@ async def test_stale_card_list_refuses_redemption_but_earns(tmp_path: Path) -> N
         assert ok["entry"]["points_earned"] > 0
         _, health = await h.call("GET", "/health")
         assert health["status"] == "degraded"
+
+
+async def test_a_card_blocked_in_a_delta_refuses_the_next_sale(h: DaemonHarness) -> None:
+    s, _ = await h.call("POST", "/sales", sale())
+    assert s == 201
+    _, before = await h.call("GET", "/health")
+    assert await h.central.db.set_card_status(ACTIVE, CardStatus.BLOCKED)
+    s, out = await h.call("POST", "/sync")
+    assert s == 200, out
+    _, after = await h.call("GET", "/health")
+    assert after["sync"]["cards_version"] > before["sync"]["cards_version"]
+    s2, body = await h.call("POST", "/sales", sale())
+    assert (s2, body["error"]["code"]) == (422, "card_blocked")
+    assert body["error"]["message"] == "Karta zastrzeżona — nie można jej użyć."
+    _, view = await h.call("POST", "/cards/resolve", {"input": ACTIVE})
+    assert view["active"] is False
+    assert view["reason"] == "card_blocked"
