@@ -81,6 +81,25 @@ class Report:
     seconds: float = 0.0
 
 
+def receipts_in(data: bytes) -> list[tuple[int, bool]]:
+    """(transaction number, is a KOPIA) of every receipt in printer bytes.
+
+    Every receipt starts with ESC @ (init); KOPIA stands above its header and at its
+    end, so a receipt cut off half-way (a crash mid-print) still shows which it was.
+    Pieces too broken to decode are left out.
+    """
+    out: list[tuple[int, bool]] = []
+    for piece in data.split(b"\x1b@")[1:]:
+        try:
+            text = decode(b"\x1b@" + piece).text
+        except DecodeError:
+            continue
+        m = re.search(r"Transakcja nr:\s*(\d+)", text)
+        if m:
+            out.append((int(m.group(1)), "KOPIA" in text))
+    return out
+
+
 class ServerFaults:
     """Faults the city server applies to the next uploads (a middleware)."""
 
@@ -693,6 +712,7 @@ format = "json"
         doubled = sorted(s for s, n in originals.items() if n > 1)
         if doubled:
             self.report.violations.append(f"two original receipts for entries {doubled[:10]}")
+            self._save_jobs_of(doubled[:3])
         missing = sorted(seqs - set(originals) - set(copies))
         if missing:
             self.report.violations.append(f"entries never printed: {missing[:10]}")
@@ -700,20 +720,25 @@ format = "json"
         if strays:
             self.report.violations.append(f"receipts for no committed entry: {strays[:10]}")
 
+    def _save_jobs_of(self, seqs: list[int]) -> None:
+        """Keep what the printer got for these entries (a failing run's evidence)."""
+        out = self.root / "printer-jobs.txt"
+        with out.open("w") as f:
+            for i, job in enumerate(self.printer.jobs):
+                try:
+                    text = decode(job).text
+                except DecodeError as e:
+                    text = f"<undecodable: {e}> {job[-200:]!r}"
+                if any(f"Transakcja nr: {s}" in text or f"nr: {s}\n" in text for s in seqs):
+                    f.write(f"===== job {i} ({len(job)} bytes)\n{text}\n")
+        print(f"chaos: printer jobs of {seqs} saved in {out}", flush=True)
+
     def _receipts(self) -> tuple[dict[int, int], dict[int, int]]:
         originals: dict[int, int] = {}
         copies: dict[int, int] = {}
         for job in list(self.printer.jobs):
-            try:
-                text = decode(job).text
-            except DecodeError:
-                continue  # half a receipt (the mid_print fault): its job comes back as KOPIA
-            for receipt in re.split(r"\n(?=.*WYDRUK NIEFISKALNY)", text):
-                m = re.search(r"Transakcja nr:\s*(\d+)", receipt)
-                if not m:
-                    continue
-                seq = int(m.group(1))
-                bucket = copies if "KOPIA" in receipt else originals
+            for seq, copy in receipts_in(job):
+                bucket = copies if copy else originals
                 bucket[seq] = bucket.get(seq, 0) + 1
         return originals, copies
 

@@ -8,7 +8,6 @@ the crash prints again only as KOPIA), and retries with the same id never double
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import threading
 import urllib.error
@@ -18,8 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tests.chaos.harness import receipts_in
 from tests.e2e.harness import KARTAPOS, RESIDENT_CARD, Stack, logs_of, running_stack, wait_for
-from tests.printer.escpos_decode import decode
 
 CARDS = ["01-000018", "01-000026", "01-000034", "01-000075"]
 
@@ -46,15 +45,10 @@ def post_sale(stack: Stack, body: dict[str, Any]) -> int | None:
 
 def originals_and_copies(printed: bytes) -> tuple[Counter[int], Counter[int]]:
     """Per transaction number: how many original receipts, how many marked KOPIA."""
-    text = decode(printed).text
     originals: Counter[int] = Counter()
     copies: Counter[int] = Counter()
-    # Each receipt starts after a cut; KOPIA stands at its top and bottom.
-    for receipt in re.split(r"\n(?=.*WYDRUK NIEFISKALNY)", text):
-        m = re.search(r"Transakcja nr:\s*(\d+)", receipt)
-        if not m:
-            continue
-        (copies if "KOPIA" in receipt else originals)[int(m.group(1))] += 1
+    for seq, copy in receipts_in(printed):
+        (copies if copy else originals)[seq] += 1
     return originals, copies
 
 
