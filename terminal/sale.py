@@ -92,6 +92,9 @@ class SaleService(Services):
             digit_lengths=tuple(cfg.cards.digit_lengths),
         )
         self._card_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        # Card records of the current card-list version (a lookup is a thread hop).
+        self._cards: dict[str, CardRecord] = {}
+        self._cards_version: int | None = None
         self._unapplied: dict[int, Entry] = {}
         self._recent: dict[str, list[Entry]] = {}
         for e in recent:
@@ -122,6 +125,13 @@ class SaleService(Services):
         if entry.seq > self._usage.last_seq:
             self._unapplied[entry.seq] = entry
         self._drain()
+        for _ in range(3):
+            if self._usage.last_seq >= entry.seq:
+                return
+            # Entries of one group commit finish together: their own coroutines apply
+            # them within a loop turn or two, cheaper than reading them back.
+            await asyncio.sleep(0)
+            self._drain()
         if self._usage.last_seq < entry.seq:
             gap = entry.seq - self._usage.last_seq
             for e in await self._store.read_after(self._usage.last_seq, gap):
@@ -162,7 +172,14 @@ class SaleService(Services):
             raise ApiError("not_a_card_number", 422) from None
 
     async def _card(self, number: str) -> CardRecord:
-        card = await self._catalog.lookup(number)
+        if self._cards_version != self._catalog.cards_version or len(self._cards) > 4096:
+            self._cards.clear()
+            self._cards_version = self._catalog.cards_version
+        card = self._cards.get(number)
+        if card is None:
+            card = await self._catalog.lookup(number)
+            if card is not None:
+                self._cards[number] = card
         if card is None:
             raise ApiError("card_unknown", 404, details={"card": mask(number)})
         return card
@@ -334,13 +351,18 @@ class SaleService(Services):
 
     async def sell(self, body: SaleBody, caller: Caller) -> tuple[int, dict[str, Any]]:
         number = self._normalise(body.card)
-        existing = await self._store.by_sale_id(body.id)
-        if existing is not None:
-            return await self._replayed(existing, body, number)
         async with self._card_lock(number):
-            card = await self._card(number)
             now = self._now()
-            q = self._quote(card, body, now)
+            try:
+                card = await self._card(number)
+                q = self._quote(card, body, now)
+            except ApiError:
+                # A retry of a sale that did commit may now be refused (its first try
+                # spent the points): answer with that sale, not the refusal.
+                existing = await self._store.by_sale_id(body.id)
+                if existing is not None:
+                    return await self._replayed(existing, body, number)
+                raise
             draft = q.to_draft(
                 ts=format_ts(now),
                 local_date=local_date(now, self._tz).isoformat(),
