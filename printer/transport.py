@@ -117,6 +117,24 @@ async def query_status(
     return parse_status(*answers)
 
 
+async def _stream_status(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    write_timeout: float,
+    status_timeout: float,
+) -> PrinterStatus:
+    """DLE EOT over an open byte stream (network or serial); a broken stream is offline."""
+
+    async def write(b: bytes) -> None:
+        writer.write(b)
+        await within(write_timeout, writer.drain())
+
+    try:
+        return await query_status(write, lambda: reader.read(1), status_timeout)
+    except (OSError, TimeoutError) as e:
+        return PrinterStatus("offline", str(e))
+
+
 class NetworkTransport:
     """A raw TCP printer (JetDirect port 9100)."""
 
@@ -168,14 +186,7 @@ class NetworkTransport:
             except PrinterOffline as e:
                 return PrinterStatus("offline", str(e))
             try:
-
-                async def write(b: bytes) -> None:
-                    writer.write(b)
-                    await within(self.write_timeout, writer.drain())
-
-                return await query_status(write, lambda: reader.read(1), self.status_timeout)
-            except (OSError, TimeoutError) as e:
-                return PrinterStatus("offline", str(e))
+                return await _stream_status(reader, writer, self.write_timeout, self.status_timeout)
             finally:
                 await self._close(writer)
 
@@ -226,14 +237,7 @@ class SerialTransport:
             except PrinterOffline as e:
                 return PrinterStatus("offline", str(e))
             try:
-
-                async def write(b: bytes) -> None:
-                    writer.write(b)
-                    await within(self.write_timeout, writer.drain())
-
-                return await query_status(write, lambda: reader.read(1), self.status_timeout)
-            except (OSError, TimeoutError) as e:
-                return PrinterStatus("offline", str(e))
+                return await _stream_status(reader, writer, self.write_timeout, self.status_timeout)
             finally:
                 writer.close()
 
