@@ -464,17 +464,28 @@ format = "json"
                     fh.write(chunk)
                     fh.flush()
         elif k == "second_instance":
-            r = await asyncio.to_thread(
-                subprocess.run,
-                [KARTAPOS, "run", "-c", str(self.cfg_path)],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                env={
-                    **os.environ,
-                    "ESCPOS_CAPABILITIES_PICKLE_DIR": str(self.root / "escpos-cache"),
-                },
-            )
+            await self.ensure_daemon()
+            try:
+                r = await asyncio.to_thread(
+                    subprocess.run,
+                    [KARTAPOS, "run", "-c", str(self.cfg_path)],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                    env={
+                        **os.environ,
+                        "ESCPOS_CAPABILITIES_PICKLE_DIR": str(self.root / "escpos-cache"),
+                    },
+                )
+            except subprocess.TimeoutExpired:
+                # It kept running: right only if the first one had died meanwhile (an
+                # armed fault point), leaving the state dir free. run() killed it.
+                if self.alive():
+                    self.report.violations.append(
+                        "second instance kept running beside a live daemon"
+                    )
+                await self.ensure_daemon()
+                return
             if r.returncode != 1 or "Traceback" in r.stderr or "ledger" not in r.stderr.lower():
                 self.report.violations.append(
                     f"second instance: exit {r.returncode}: {r.stderr.strip()[:300]}"
