@@ -34,6 +34,7 @@ from tests.chaos.test_fleet import (
     UploadMeter,
     assert_each_entry_once,
     calibrate,
+    control_night,
     fault_plan,
     open_fleet,
     run_night,
@@ -102,27 +103,17 @@ async def bench(params: FleetParams, root_dir: str | None) -> int:
                 ok &= night.injected == dict(Counter(meter.plan.values()))
                 ok &= night.max_in_flight <= bound.limit
 
-            control = UploadMeter()
-            async with CentralHarness.start(
-                root / "city-control", middlewares=[control.middleware], seed=False
-            ) as city:
-                await fleet.enrol_all(city)
-                herd, results = await run_night(
-                    fleet.terms,
-                    city.url,
-                    control,
-                    params,
-                    clock,
-                    dict.fromkeys(tids, 0.0),
-                    fleet.scale,
-                )
-                _night("control, everyone at the same instant (baseline, no faults):", herd, None)
-                _line(
-                    "ratio max concurrent, control / spread",
-                    f"{herd.max_in_flight / max(1, night.max_in_flight):.1f}",
-                )
-                ok &= _landed("control", all(r.ok for r in results.values()))
-                ok &= _landed("control", await _exactly_once(city, fleet))
+            try:
+                herd, results = await control_night(root, fleet, params, clock)
+            except AssertionError as e:
+                print(f"  control night: server and terminals differ: {e}")
+                return 1
+            _night("control, everyone at the same instant (baseline, no faults):", herd, None)
+            _line(
+                "ratio max concurrent, control / spread",
+                f"{herd.max_in_flight / max(1, night.max_in_flight):.1f}",
+            )
+            ok &= _landed("control", all(r.ok for r in results.values()))
     print("every entry landed exactly once, bound held" if ok else "FAILED (see above)")
     return 0 if ok else 1
 

@@ -430,6 +430,27 @@ async def open_fleet(root: Path, params: FleetParams, clock: FakeClock) -> Async
             await close_terminal(term)
 
 
+async def control_night(
+    root: Path, fleet: Fleet, params: FleetParams, clock: FakeClock
+) -> tuple[NightFigures, dict[str, UploadResult]]:
+    """The same fleet starting all at once on a fresh server (no slots, no faults).
+
+    The baseline the spread night is compared with; every entry must still land exactly
+    once (AssertionError otherwise).
+    """
+    control = UploadMeter()
+    async with CentralHarness.start(
+        root / "city-control", middlewares=[control.middleware], seed=False
+    ) as city:
+        await fleet.enrol_all(city)
+        starts = dict.fromkeys((t.tid for t in fleet.terms), 0.0)
+        herd, results = await run_night(
+            fleet.terms, city.url, control, params, clock, starts, fleet.scale
+        )
+        await assert_each_entry_once(city, fleet.terms)
+    return herd, results
+
+
 @dataclass(frozen=True)
 class Bound:
     """The stated bound on concurrent uploads for one night (module docstring)."""
@@ -508,23 +529,9 @@ async def test_fleet_night_every_entry_once_and_slots_spread_the_load(
                 assert not failed
                 await assert_each_entry_once(city, fleet.terms)
 
-            control = UploadMeter()
-            async with CentralHarness.start(
-                root / "city-control", middlewares=[control.middleware], seed=False
-            ) as city:
-                await fleet.enrol_all(city)
-                herd, results = await run_night(
-                    fleet.terms,
-                    city.url,
-                    control,
-                    params,
-                    clock,
-                    dict.fromkeys(tids, 0.0),
-                    fleet.scale,
-                )
-                print(report("control, all at once", herd))
-                assert all(r.ok for r in results.values())
-                await assert_each_entry_once(city, fleet.terms)
+            herd, results = await control_night(root, fleet, params, clock)
+            print(report("control, all at once", herd))
+            assert all(r.ok for r in results.values())
 
     # Every planned fault happened, and each commit-then-fail was answered by a replay.
     planned = Counter(meter.plan.values())
