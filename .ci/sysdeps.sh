@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
-# Install the Debian packages kartapos and its tests need, only those missing.
-#   pcscd, vsmartcard-vpcd     real PC/SC stack with a virtual contactless reader (tests)
-#   swig, libpcsclite-dev      to build pyscard
-#   chromium                   the cashier page tests (Playwright drives /usr/bin/chromium)
-#   fonts-dejavu-core          a font with Polish glyphs for receipt previews
-#   systemd, strace            systemd-analyze verify of the units; the syscall-filter test
-#   linux-libc-dev, gcc        to build evdev
+# Install the Debian packages kartapos, its tests and its Debian package build need,
+# only those missing. `sysdeps.sh --list` prints the list (tests/test_sysdeps.py checks
+# that every program the tests run comes from one of these or an Essential package).
 set -euo pipefail
-pkgs=(pcscd vsmartcard-vpcd swig libpcsclite-dev chromium fonts-dejavu-core systemd strace linux-libc-dev gcc pkg-config)
+pkgs=(
+  pcscd vsmartcard-vpcd   # a real PC/SC stack with a virtual contactless reader (tests)
+  swig libpcsclite-dev    # to build pyscard
+  linux-libc-dev gcc pkg-config  # to build evdev
+  chromium                # the cashier page tests (Playwright drives /usr/bin/chromium)
+  fonts-dejavu-core       # a font with Polish glyphs for receipt previews
+  systemd                 # systemd-analyze verify, systemd-sysusers/-tmpfiles --root
+  udev                    # udevadm (the rules check); Debian ships it apart from systemd
+  strace                  # the syscall-filter test
+  mount                   # the chaos harness's tmpfs state dir
+)
+if [ "${1:-}" = "--list" ]; then
+  printf '%s\n' "${pkgs[@]}"
+  exit 0
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

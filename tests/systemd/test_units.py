@@ -23,13 +23,16 @@ from tests.systemd.unitfile import (
 )
 
 UNITS = ("kartapos.service", "kartapos-sync.service", "kartapos-sync.timer")
-INSTALLED_BIN = "/usr/local/bin/kartapos"
+INSTALLED_BIN = "/usr/bin/kartapos"
 
 
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        pytest.skip(f"{name} is not installed (Debian package systemd)")
+        package = "udev" if name == "udevadm" else "systemd"
+        pytest.fail(
+            f"{name} is not installed (Debian package {package}; .ci/sysdeps.sh installs it)"
+        )
     return path
 
 
