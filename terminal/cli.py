@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from config.loader import EXIT_BAD_CONFIG, ConfigError
+from config.version import package_version
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -37,6 +38,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kartapos",
         description="Point-of-sale terminal for the city resident card (Karta Mieszkańca).",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"kartapos {package_version()}",
+        help="print the installed version and exit",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():

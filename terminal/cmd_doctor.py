@@ -35,6 +35,7 @@ import aiohttp
 from config.loader import EXIT_BAD_CONFIG, ConfigError, load_config
 from config.logging import configure_logging
 from config.schema import Config, PrinterSection, ReaderSection, parse_listen
+from config.version import package_version
 from ledger.clock import Clock, SystemClock
 from ledger.store import Head, LedgerError, LedgerStore
 from printer.transport import PrinterStatus, build_transport
@@ -825,7 +826,10 @@ def run(args: argparse.Namespace) -> int:
     # The report owns stdout; library log lines (if any) go to stderr.
     configure_logging("warning", "console", stream=sys.stderr)
     started = time.monotonic()
-    checks = [_ok("config", f"{config_path} loads (terminal {cfg.terminal.id})")]
+    checks = [
+        _ok("version", f"kartapos {package_version()}"),
+        _ok("config", f"{config_path} loads (terminal {cfg.terminal.id})"),
+    ]
     checks += asyncio.run(diagnose(cfg, clock=SystemClock(), timeout_s=args.timeout))
     for c in checks:
         print(c.line())

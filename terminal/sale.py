@@ -13,6 +13,7 @@ import structlog
 
 from config.faults import fault_point
 from config.schema import Config
+from config.version import package_version
 from drivers.events import CardRead, ReaderState, ReadRejected
 from ledger.cards import CardNumberError, CardNumberFormat, mask
 from ledger.clock import Clock, format_ts, local_date
@@ -539,6 +540,7 @@ class SaleService(Services):
         )
         return {
             "status": "degraded" if degraded else "ok",
+            "version": package_version(),
             "readers": readers,
             "printer": printer,
             "sync": sync,

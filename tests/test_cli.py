@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,6 +197,15 @@ def test_installed_command_gives_one_line_errors_without_traceback(tmp_path: Pat
     assert done.returncode == 2
     assert done.stderr == f"kartapos ledger: {missing}: file not found\n"
     assert done.stdout == ""
+
+
+def test_version_is_the_installed_distributions(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    # The metadata pip wrote, not a copy in the code: pyproject.toml is the one home.
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert capsys.readouterr().out == f"kartapos {project['version']}\n"
 
 
 def test_usage_errors_exit_2() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from config.version import package_version
 from ledger.clock import FakeClock
 from ledger.domain import CardStatus
 from ledger.entry import verify_chain
@@ -44,6 +45,7 @@ async def test_health_reports_every_part(h: DaemonHarness) -> None:
     assert body["sync"]["cards_version"] is not None
     assert body["sync"]["pending_entries"] == 0
     assert body["status"] == "ok"
+    assert body["version"] == package_version() != "0+unknown"
 
 
 async def test_resolve_gives_the_card_view(h: DaemonHarness) -> None:

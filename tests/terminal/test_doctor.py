@@ -24,6 +24,7 @@ from aiohttp import web
 
 from config.loader import load_config
 from config.schema import Config
+from config.version import package_version
 from ledger.clock import FakeClock
 from ledger.store import LedgerStore
 from terminal.cmd_doctor import Check, Level, diagnose, exit_code
@@ -519,7 +520,8 @@ async def test_cli_exit_codes_and_plain_report(box: Box, city: Server, printer: 
     proc = await asyncio.to_thread(_doctor, box.config_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("OK    config:")
+    assert lines[0] == f"OK    version: kartapos {package_version()}"
+    assert lines[1].startswith("OK    config:")
     assert any(
         line.startswith("FAIL  reader msr (serial): /dev/pos/msr-missing does not exist")
         for line in lines
