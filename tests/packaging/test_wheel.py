@@ -7,6 +7,7 @@ wheel contains; sync/central was once missing from the wheel and nothing noticed
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -24,6 +25,7 @@ from tests.e2e.harness import Process, free_port, wait_for
 pytestmark = pytest.mark.slow
 
 PACKAGES = ("config", "drivers", "ledger", "printer", "sync", "terminal")
+NOT_SOURCE = (".git", ".venv", "build", "dist", "*.egg-info", "*cache*", "test-artifacts", "demo-*")
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,13 @@ class Installed:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     top = tmp_path_factory.mktemp("wheel")
+    # Built from a copy: setuptools reuses ./build/lib, which can hold files removed since.
+    source = top / "source"
+    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(*NOT_SOURCE))
     # Without PYTHONDONTWRITEBYTECODE, which only makes setuptools warn that it skips .pyc.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(top), str(REPO_ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(top), str(source)],
         capture_output=True,
         text=True,
         timeout=300,
