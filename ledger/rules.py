@@ -44,7 +44,6 @@ from datetime import date, datetime
 
 import msgspec
 
-from ledger.clock import format_ts
 from ledger.domain import Benefit, CardRecord, CardStatus, EarnRule, RedeemTier, Rules
 from ledger.entry import Draft, EntryKind
 from ledger.explanations import (
@@ -61,6 +60,7 @@ from ledger.voids import VoidPlan, day_summary, plan_void
 
 __all__ = [
     "BenefitView",
+    "CardSnapshot",
     "CatalogState",
     "Explanation",
     "OfflinePolicy",
@@ -71,7 +71,7 @@ __all__ = [
     "best_multiplier",
     "card_balance",
     "card_is_active",
-    "card_view",
+    "card_snapshot",
     "day_summary",
     "plan_void",
     "purchase_points",
@@ -132,18 +132,6 @@ class BenefitView(msgspec.Struct, frozen=True, kw_only=True):
     visible: bool = True
     description: str = ""
     remaining: int | None = None  # uses/hours left in the current period, None: no limit
-
-    def to_contract(self) -> dict[str, object]:
-        """The CARDVIEW ``benefits`` item (DESIGN section 6)."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "label": self.label,
-            "available": self.available,
-            "reason": self.reason,
-            "points": self.points,
-            "points_locked": self.points_locked,
-        }
 
 
 class Quote(msgspec.Struct, frozen=True, kw_only=True):
@@ -378,6 +366,12 @@ def _redeem_block(m: _Moment) -> dict[str, object] | None:
     return None
 
 
+def _tiers(m: _Moment, rules: Rules) -> list[RedeemTier]:
+    if m.card_reason is not None or _redeem_block(m) is not None:
+        return []
+    return sorted((t for t in rules.redeem_tiers if t.points <= m.balance), key=lambda t: t.points)
+
+
 def redeem_options(
     card: CardRecord,
     rules: Rules,
@@ -388,13 +382,27 @@ def redeem_options(
     policy: OfflinePolicy,
 ) -> list[RedeemTier]:
     """The redemption tiers the card can use now, smallest first."""
-    m = _Moment(card, usage, at, catalog, policy)
-    if m.card_reason is not None or _redeem_block(m) is not None:
-        return []
-    return sorted((t for t in rules.redeem_tiers if t.points <= m.balance), key=lambda t: t.points)
+    return _tiers(_Moment(card, usage, at, catalog, policy), rules)
 
 
-def card_view(
+class CardSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """A card judged at one moment; the one home of its refusal reason.
+
+    ``reason`` is ``card_blocked`` (blocked or replaced), ``card_inactive`` (no package
+    valid on ``day``) or None when the card is AKTYWNA.
+    """
+
+    card: CardRecord
+    day: date
+    active: bool
+    reason: str | None
+    age: int | None  # completed years on ``day``; None without a birth date
+    balance: int
+    benefits: list[BenefitView]
+    redeem_options: list[RedeemTier]
+
+
+def card_snapshot(
     card: CardRecord,
     rules: Rules,
     usage: UsageBook,
@@ -402,30 +410,20 @@ def card_view(
     *,
     catalog: CatalogState,
     policy: OfflinePolicy,
-) -> dict[str, object]:
-    """The CONTRACT's CARDVIEW (DESIGN section 6) of a card now, as JSON-able builtins.
-
-    ``balance.as_of`` is ``at`` (the balance includes this terminal's entries up to now);
-    ``holder.age`` is None when the feed has no birth date.
-    """
+) -> CardSnapshot:
+    """Everything the till says about a card now: CARDVIEW's facts (DESIGN section 6)."""
     m = _Moment(card, usage, at, catalog, policy)
     birth = card.holder.birth_date
-    return {
-        "number": card.number,
-        "status": str(card.status),
-        "active": m.card_reason is None,
-        "holder": {
-            "display_name": card.holder.display_name,
-            "age": age_on(birth, m.day) if birth is not None else None,
-        },
-        "programs": [{"code": p.code, "valid_to": p.valid_to.isoformat()} for p in card.programs],
-        "balance": {"points": m.balance, "as_of": format_ts(at)},
-        "benefits": [_view(b, _judge(b, m, 1)).to_contract() for b in rules.benefits],
-        "redeem_options": [
-            {"points": t.points, "discount_gr": t.discount_gr}
-            for t in redeem_options(card, rules, usage, at, catalog=catalog, policy=policy)
-        ],
-    }
+    return CardSnapshot(
+        card=card,
+        day=m.day,
+        active=m.card_reason is None,
+        reason=m.card_reason,
+        age=age_on(birth, m.day) if birth is not None else None,
+        balance=m.balance,
+        benefits=[_view(b, _judge(b, m, 1)) for b in rules.benefits],
+        redeem_options=_tiers(m, rules),
+    )
 
 
 # --- the quote --------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""The local HTTP/WebSocket API (DESIGN section 6, CONTRACT) and the page's static files."""
+"""The local HTTP/WebSocket API (DESIGN section 6, CONTRACT) and the page's static files.
+
+The one place that speaks HTTP: the sale service answers with ``terminal.views`` Structs
+or raises ``terminal.errors.Refused``; ``STATUS_OF`` turns a refusal code into a status.
+``terminal/openapi.yaml`` describes every route.
+"""
 
 from __future__ import annotations
 
@@ -7,137 +12,105 @@ import contextlib
 import hmac
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import structlog
 from aiohttp import WSMsgType, web
 
 from terminal.auth import COOKIE_NAME, PinThrottle, Session, SessionSigner
+from terminal.errors import Detail, Refused
 from terminal.events import EventHub
 from terminal.messages import message
+from terminal.views import (
+    Caller,
+    CardView,
+    EntryResult,
+    Health,
+    LedgerPage,
+    LoginBody,
+    QuoteView,
+    ReceiptPreview,
+    ReprintResult,
+    ResolveBody,
+    SaleBody,
+    SwipeBody,
+    TillState,
+    VoidBody,
+    Written,
+)
 
 log = structlog.get_logger("kartapos.api")
 
 
-class ApiError(Exception):
-    """A refusal the cashier sees: ``{"error": {"code", "message"}}`` with a 4xx status."""
+# The status of each refusal the sale service raises; any other refusal is 422.
+STATUS_OF: Mapping[str, int] = {
+    "card_unknown": 404,
+    "not_found": 404,
+    "demo_only": 404,
+    "sale_conflict": 409,
+    "rules_missing": 503,
+    "ledger_write_failed": 503,
+    "sync_failed": 503,
+}
 
-    def __init__(
-        self,
-        code: str,
-        status: int = 422,
-        msg: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
+
+def status_of(code: str) -> int:
+    return STATUS_OF.get(code, 422)
+
+
+class ApiError(Exception):
+    """A refusal of the HTTP layer itself (auth, origin, a malformed request) with its status."""
+
+    def __init__(self, code: str, status: int, details: Mapping[str, Detail] | None = None) -> None:
         super().__init__(code)
         self.code = code
         self.status = status
-        self.message = msg or message(code)
-        self.details = details or {}
-
-    def response(self) -> web.Response:
-        err: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.details:
-            err["details"] = self.details
-        return json_response({"error": err}, status=self.status)
+        self.details = dict(details or {})
 
 
-class SaleBody(msgspec.Struct, kw_only=True, frozen=True):
-    """SALE of DESIGN section 6."""
-
-    id: str
-    card: str
-    amount_gr: int
-    benefit_ids: tuple[str, ...] = ()
-    redeem_points: int = 0
-    points_override: int | None = None
-    override_reason: str | None = None
-    benefit_quantities: dict[str, int] = {}
-
-
-class ResolveBody(msgspec.Struct, frozen=True):
-    input: str
-
-
-class VoidBody(msgspec.Struct, frozen=True):
-    reason: str = ""
-
-
-class LoginBody(msgspec.Struct, frozen=True):
-    pin: str
-
-
-class SwipeBody(msgspec.Struct, frozen=True):
-    key: str
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling: a cashier session, or the API token (no cashier)."""
-
-    cashier_id: str | None
-    cashier_name: str | None
+def error_response(
+    code: str, status: int, msg: str, details: Mapping[str, Detail], reason: str | None = None
+) -> web.Response:
+    """``{"error": {"code", "message", "reason"?, "details"?}}`` (DESIGN sections 6, 11.1)."""
+    err: dict[str, Any] = {"code": code, "message": msg}
+    if reason is not None:
+        err["reason"] = reason
+    if details:
+        err["details"] = dict(details)
+    return json_response({"error": err}, status=status)
 
 
 Handler = Callable[..., Awaitable[Any]]
 
 
-class Services:
-    """What the API needs from the daemon (the sale service implements it)."""
+class Services(Protocol):
+    """What the API needs from the daemon (``terminal.sale.SaleService`` implements it)."""
 
-    async def health(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def resolve(self, text: str) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def quote(self, body: SaleBody, caller: Caller) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def sell(self, body: SaleBody, caller: Caller) -> tuple[int, dict[str, Any]]:
-        raise NotImplementedError
-
-    async def void(self, sale_id: str, reason: str, caller: Caller) -> tuple[int, dict[str, Any]]:
-        raise NotImplementedError
-
-    async def reprint(self, seq: int) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def receipt(self, seq: int) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def receipt_png(self, seq: int) -> bytes:
-        raise NotImplementedError
-
-    async def close_day(self, caller: Caller) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def ledger(self, after: int, limit: int) -> list[dict[str, Any]]:
-        raise NotImplementedError
-
-    async def sync_now(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    async def login(self, pin: str) -> Caller | None:
-        raise NotImplementedError
-
-    def state(self) -> dict[str, Any]:
-        raise NotImplementedError
+    async def health(self) -> Health: ...
+    async def resolve(self, text: str) -> CardView: ...
+    async def quote(self, body: SaleBody, caller: Caller) -> QuoteView: ...
+    async def sell(self, body: SaleBody, caller: Caller) -> Written: ...
+    async def void(self, sale_id: str, reason: str, caller: Caller) -> Written: ...
+    async def reprint(self, seq: int) -> ReprintResult: ...
+    async def receipt(self, seq: int) -> ReceiptPreview: ...
+    async def receipt_png(self, seq: int) -> bytes: ...
+    async def close_day(self, caller: Caller) -> EntryResult: ...
+    async def ledger(self, after: int, limit: int) -> LedgerPage: ...
+    async def sync_now(self) -> dict[str, Any]: ...
+    async def login(self, pin: str) -> Caller | None: ...
+    def state(self) -> TillState: ...
 
 
-class DemoHooks:
+class DemoHooks(Protocol):
     """The demo's extra endpoints: simulated swipes."""
 
-    def cards(self) -> list[dict[str, str]]:
-        raise NotImplementedError
-
-    async def swipe(self, key: str) -> None:
-        raise NotImplementedError
+    def cards(self) -> list[dict[str, str]]: ...
+    async def swipe(self, key: str) -> None: ...
 
 
 @dataclass
@@ -205,19 +178,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         resp: web.StreamResponse = await handler(request)
         return resp
+    except Refused as e:
+        return error_response(e.code, status_of(e.code), e.message, e.details, e.reason)
     except ApiError as e:
-        return e.response()
+        return error_response(e.code, e.status, message(e.code), e.details)
     except web.HTTPException as e:
-        if e.status == 413:
-            return ApiError("too_large", 413).response()
-        if e.status == 404:
-            return ApiError("not_found", 404).response()
-        if e.status == 405:
-            return ApiError("invalid_request", 405).response()
-        raise
+        code = {413: "too_large", 404: "not_found", 405: "invalid_request"}.get(e.status)
+        if code is None:
+            raise
+        return error_response(code, e.status, message(code), {})
     except Exception:
         log.exception("api_internal_error", path=request.path, method=request.method)
-        return ApiError("internal", 500).response()
+        return error_response("internal", 500, message("internal"), {})
 
 
 @web.middleware
@@ -302,23 +274,25 @@ async def quote(request: web.Request) -> web.StreamResponse:
     return json_response(await request.app[CTX].services.quote(body, _caller(request)))
 
 
+def _written(w: Written) -> web.Response:
+    """201 for a new entry, 200 for a request that replayed an earlier one."""
+    return json_response(w.result, status=201 if w.created else 200)
+
+
 async def sell(request: web.Request) -> web.StreamResponse:
     body: SaleBody = _decode(SaleBody, await request.read())
     try:
         uuid.UUID(body.id)
     except ValueError:
         raise ApiError("invalid_request", 400, details={"field": "id"}) from None
-    status, data = await request.app[CTX].services.sell(body, _caller(request))
-    return json_response(data, status=status)
+    return _written(await request.app[CTX].services.sell(body, _caller(request)))
 
 
 async def void(request: web.Request) -> web.StreamResponse:
     raw = await request.read()
     body: VoidBody = _decode(VoidBody, raw) if raw.strip() else VoidBody()
-    status, data = await request.app[CTX].services.void(
-        request.match_info["id"], body.reason, _caller(request)
-    )
-    return json_response(data, status=status)
+    services = request.app[CTX].services
+    return _written(await services.void(request.match_info["id"], body.reason, _caller(request)))
 
 
 async def reprint(request: web.Request) -> web.StreamResponse:
@@ -341,7 +315,7 @@ async def close_day(request: web.Request) -> web.StreamResponse:
 async def ledger(request: web.Request) -> web.StreamResponse:
     after = _int_param(request, "after", 0, 0, 2**62)
     limit = _int_param(request, "limit", 100, 1, 1000)
-    return json_response({"entries": await request.app[CTX].services.ledger(after, limit)})
+    return json_response(await request.app[CTX].services.ledger(after, limit))
 
 
 async def sync_now(request: web.Request) -> web.StreamResponse:
@@ -416,14 +390,14 @@ async def events(request: web.Request) -> web.StreamResponse:
 async def demo_cards(request: web.Request) -> web.StreamResponse:
     demo = request.app[CTX].demo
     if demo is None:
-        raise ApiError("demo_only", 404)
+        raise Refused("demo_only")
     return json_response(demo.cards())
 
 
 async def demo_swipe(request: web.Request) -> web.StreamResponse:
     demo = request.app[CTX].demo
     if demo is None:
-        raise ApiError("demo_only", 404)
+        raise Refused("demo_only")
     body: SwipeBody = _decode(SwipeBody, await request.read())
     await demo.swipe(body.key)
     return json_response({"ok": True}, status=202)

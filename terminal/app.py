@@ -33,6 +33,7 @@ from terminal.events import EventHub
 from terminal.printing import Printing
 from terminal.sale import SaleService, offline_policy
 from terminal.sdnotify import Notifier
+from terminal.views import DeviceEvent, HealthEvent, event_dict
 
 log = structlog.get_logger("kartapos.daemon")
 
@@ -236,7 +237,7 @@ class Daemon:
         return out
 
     async def push_health(self) -> None:
-        self.hub.publish({"type": "health", "health": await self.service.health()})
+        self.hub.publish(event_dict(HealthEvent(health=await self.service.health())))
 
     # --- running ---------------------------------------------------------------------
 
@@ -318,7 +319,7 @@ class Daemon:
             state = self.printing.state()
             if state != last:
                 if last is not None:
-                    self.hub.publish({"type": "device", "device": "printer", "state": state})
+                    self.hub.publish(event_dict(DeviceEvent(device="printer", state=state)))
                     await self.push_health()
                 last = state
             await asyncio.sleep(0.5)

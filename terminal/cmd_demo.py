@@ -25,8 +25,9 @@ from config.schema import CentralConfig, CentralSection, Config, parse_listen
 from ledger.store import LedgerLockedError
 from sync.central.app import CentralServer
 from sync.central.demo_data import DEMO_CASHIER_PINS, DEMO_PARTNER, DEMO_TERMINAL
-from terminal.api import ApiError, DemoHooks
+from terminal.api import DemoHooks
 from terminal.app import Daemon
+from terminal.errors import Refused
 
 
 def luhn_complete(prefix: str) -> str:
@@ -86,7 +87,7 @@ class PtySwipes(DemoHooks):
     async def swipe(self, key: str) -> None:
         item = self._swipes.get(key)
         if item is None:
-            raise ApiError("not_found", 404)
+            raise Refused("not_found")
         os.write(self.master, item[2])
 
     def close(self) -> None:

@@ -1,6 +1,13 @@
-"""Polish messages of the local API's own refusals (the engine's are in ledger.refusals)."""
+"""Polish messages of the local API's own refusals (the engine's are in ledger.refusals).
+
+A code has one text: codes the rules engine knows (``card_unknown``, ``invalid_amount``,
+…) are translated in ``ledger.refusals`` only; tests/terminal/test_messages.py checks
+that no code is in both tables.
+"""
 
 from __future__ import annotations
+
+from ledger.refusals import MESSAGES as ENGINE_MESSAGES
 
 API_MESSAGES: dict[str, str] = {
     "unauthorized": "Zaloguj się kodem PIN kasjera.",
@@ -8,11 +15,9 @@ API_MESSAGES: dict[str, str] = {
     "pin_locked": "Zbyt wiele błędnych prób. Spróbuj ponownie za chwilę.",
     "origin_refused": "Żądanie z obcej strony zostało odrzucone.",
     "invalid_request": "Nieprawidłowe żądanie.",
-    "invalid_amount": "Nieprawidłowa kwota.",
     "not_found": "Nie znaleziono.",
     "too_large": "Żądanie jest za duże.",
     "sale_conflict": "Ta transakcja została już zapisana z innymi danymi.",
-    "card_unknown": "Nieznana karta — nie ma jej na liście kart.",
     "not_a_card_number": "To nie jest numer Karty Mieszkańca.",
     "rules_missing": "Brak reguł partnera — połącz się z serwerem miasta.",
     "sync_busy": "Synchronizacja już trwa.",
@@ -34,11 +39,14 @@ READ_MESSAGES: dict[str, str] = {
     "bad_qr": "Nieprawidłowy kod QR.",
     "expired_qr": "Kod QR wygasł — poproś o odświeżenie kodu w aplikacji.",
     "not_an_identity": "Ten identyfikator zbliżeniowy nie jest kartą (telefon lub karta bankowa).",
-    "not_a_card_number": "To nie jest numer Karty Mieszkańca.",
-    "card_unknown": "Nieznana karta — nie ma jej na liście kart.",
 }
 
 
 def message(code: str) -> str:
-    """The Polish message for an API or read refusal code."""
-    return API_MESSAGES.get(code) or READ_MESSAGES.get(code) or API_MESSAGES["invalid_request"]
+    """The Polish message for an API, read or engine refusal code."""
+    return (
+        API_MESSAGES.get(code)
+        or READ_MESSAGES.get(code)
+        or ENGINE_MESSAGES.get(code)
+        or API_MESSAGES["invalid_request"]
+    )

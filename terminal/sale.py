@@ -1,4 +1,8 @@
-"""The sale service: card reads to card views, quotes, durable sales, voids, day close."""
+"""The sale service: card reads to card views, quotes, durable sales, voids, day close.
+
+It speaks the domain: answers are the Structs of ``terminal/views.py`` and a refusal is
+``terminal.errors.Refused``; it never imports the HTTP layer (tests/test_layering.py).
+"""
 
 from __future__ import annotations
 
@@ -17,26 +21,56 @@ from config.version import package_version
 from drivers.events import CardRead, ReaderState, ReadRejected
 from ledger.cards import CardNumberError, CardNumberFormat, mask
 from ledger.clock import Clock, format_ts, local_date
-from ledger.domain import CardRecord, CardStatus, Rules
+from ledger.domain import CardRecord, Rules
 from ledger.entry import Draft, Entry, EntryKind, request_fields
 from ledger.pins import verify_pin
-from ledger.refusals import Refusal, message_for
+from ledger.refusals import Refusal
 from ledger.rules import (
     CatalogState,
     OfflinePolicy,
+    Quote,
     SaleRequest,
-    benefit_views,
-    card_view,
+    card_snapshot,
     quote,
 )
 from ledger.store import Appended, IdempotencyConflict, LedgerError, LedgerStore
 from ledger.usage import UsageBook
 from ledger.voids import day_summary, plan_void
 from sync.catalog import Catalog
-from terminal.api import ApiError, Caller, SaleBody, Services
+from terminal.errors import Refused
 from terminal.events import EventHub
 from terminal.messages import message
 from terminal.printing import Printing
+from terminal.views import (
+    Caller,
+    CardErrorEvent,
+    CardEvent,
+    CardView,
+    DeviceEvent,
+    EntryResult,
+    Event,
+    HeadSeq,
+    Health,
+    LedgerHealth,
+    LedgerPage,
+    PartnerInfo,
+    PrinterHealth,
+    QuoteView,
+    ReaderHealth,
+    ReadInfo,
+    ReceiptPreview,
+    ReceiptState,
+    ReprintResult,
+    SaleBody,
+    SaleEvent,
+    SyncHealth,
+    TerminalInfo,
+    TillState,
+    Written,
+    card_view,
+    event_dict,
+    quote_view,
+)
 
 log = structlog.get_logger("kartapos.sale")
 
@@ -52,15 +86,7 @@ def offline_policy(cfg: Config) -> OfflinePolicy:
     )
 
 
-def _refusal(r: Refusal) -> ApiError:
-    status = 404 if r.code == "card_unknown" else 422
-    details = {
-        k: v if isinstance(v, int | str | bool | None) else str(v) for k, v in r.details.items()
-    }
-    return ApiError(r.code, status, r.message, details)
-
-
-class SaleService(Services):
+class SaleService:
     """Everything the cashier screen asks for, over the ledger, catalogue and printer."""
 
     def __init__(
@@ -163,14 +189,14 @@ class SaleService(Services):
     def _rules(self) -> Rules:
         rules = self._catalog.rules
         if rules is None:
-            raise ApiError("rules_missing", 503)
+            raise Refused("rules_missing")
         return rules
 
     def _normalise(self, text: str) -> str:
         try:
             return self._format.normalise(text)
         except CardNumberError:
-            raise ApiError("not_a_card_number", 422) from None
+            raise Refused("not_a_card_number") from None
 
     async def _card(self, number: str) -> CardRecord:
         if self._cards_version != self._catalog.cards_version or len(self._cards) > 4096:
@@ -182,115 +208,50 @@ class SaleService(Services):
             if card is not None:
                 self._cards[number] = card
         if card is None:
-            raise ApiError("card_unknown", 404, details={"card": mask(number)})
+            raise Refused("card_unknown", details={"card": mask(number)})
         return card
 
     # --- card view ---------------------------------------------------------------------
 
-    def card_view(self, card: CardRecord, at: datetime) -> dict[str, Any]:
-        """CARDVIEW of DESIGN section 6, plus what the page shows beside it.
-
-        Extensions: the card's refusal ``reason``/``message``; per programme whether it is
-        still valid; ``balance.stale`` with ``as_of`` the city's balance date (the screen
-        says "stan na ..."); per benefit its unit, description, uses left, when a period
-        limit frees up and the Polish reason; invisible benefits are left out and the
-        available ones come first.
-        """
-        on = local_date(at, self._tz)
+    def card_view(self, card: CardRecord, at: datetime) -> CardView:
+        """The card as the screen shows it now (``terminal.views.card_view``)."""
         catalog = self._catalog_state()
         rules = self._catalog.rules or Rules(version="")
-        view: dict[str, Any] = dict(
-            card_view(card, rules, self._usage, at, catalog=catalog, policy=self._policy)
-        )
-        reason: str | None = None
-        if card.status in (CardStatus.BLOCKED, CardStatus.REPLACED):
-            reason = "card_blocked"
-        elif not view["active"]:
-            reason = "card_inactive"
-        extra = {
-            v.id: v
-            for v in benefit_views(
-                card, rules, self._usage, at, catalog=catalog, policy=self._policy
-            )
-        }
-        benefits = []
-        for b in view["benefits"]:
-            v = extra[b["id"]]
-            if not v.visible:
-                continue
-            b.update(
-                unit=v.unit,
-                description=v.description,
-                remaining=v.remaining,
-                free_at=format_ts(v.free_at) if v.free_at else None,
-                message=message_for_reason(v.reason),
-            )
-            benefits.append(b)
-        benefits.sort(key=lambda b: not b["available"])
-        stale = catalog.stale(self._policy)
-        view.update(
-            reason=reason,
-            message=message_for_reason(reason),
-            programs=[
-                {"code": p.code, "valid_to": p.valid_to.isoformat(), "valid": p.valid_to >= on}
-                for p in card.programs
-            ],
-            balance={
-                **view["balance"],
-                "as_of": format_ts(card.points_as_of) if card.points_as_of else None,
-                "stale": stale,
-            },
-            benefits=benefits,
-            offline=stale,
-        )
-        return view
+        snap = card_snapshot(card, rules, self._usage, at, catalog=catalog, policy=self._policy)
+        return card_view(snap, stale=catalog.stale(self._policy))
 
-    async def resolve(self, text: str) -> dict[str, Any]:
+    def _publish(self, ev: Event) -> None:
+        self._hub.publish(event_dict(ev))
+
+    async def resolve(self, text: str) -> CardView:
         card = await self._card(self._normalise(text))
         return self.card_view(card, self._now())
 
     async def on_reader_event(self, ev: CardRead | ReaderState | ReadRejected) -> None:
         """A reader said something: push it to the screen."""
         if isinstance(ev, ReaderState):
-            self._hub.publish(
-                {
-                    "type": "device",
-                    "device": "reader",
-                    "name": ev.reader,
-                    "kind": ev.kind,
-                    "state": ev.state,
-                    "detail": ev.detail,
-                }
+            self._publish(
+                DeviceEvent(
+                    device="reader", name=ev.reader, kind=ev.kind, state=ev.state, detail=ev.detail
+                )
             )
             return
+        read = ReadInfo(source=ev.source, reader=ev.reader)
         if isinstance(ev, ReadRejected):
-            self._hub.publish(
-                {
-                    "type": "card_error",
-                    "reason": ev.reason,
-                    "message": message(ev.reason),
-                    "read": {"source": ev.source, "reader": ev.reader},
-                }
-            )
+            self._publish(CardErrorEvent(reason=ev.reason, message=message(ev.reason), read=read))
             return
-        read = {"source": ev.source, "reader": ev.reader}
         card: CardRecord | None = None
         if ev.number is not None:
             card = await self._catalog.lookup(ev.number)
         elif ev.uid is not None:
             card = await self._catalog.by_uid(ev.uid)
         if card is None:
-            self._hub.publish(
-                {
-                    "type": "card_error",
-                    "reason": "card_unknown",
-                    "message": message("card_unknown"),
-                    "read": read,
-                }
+            self._publish(
+                CardErrorEvent(reason="card_unknown", message=message("card_unknown"), read=read)
             )
             return
         log.info("card_read", card=card.number, source=ev.source, reader=ev.reader)
-        self._hub.publish({"type": "card", "read": read, "card": self.card_view(card, self._now())})
+        self._publish(CardEvent(read=read, card=self.card_view(card, self._now())))
 
     # --- sales -------------------------------------------------------------------------
 
@@ -305,7 +266,7 @@ class SaleService(Services):
             override_reason=body.override_reason,
         )
 
-    def _quote(self, card: CardRecord, body: SaleBody, at: datetime) -> Any:
+    def _quote(self, card: CardRecord, body: SaleBody, at: datetime) -> Quote:
         try:
             return quote(
                 card,
@@ -317,13 +278,12 @@ class SaleService(Services):
                 policy=self._policy,
             )
         except Refusal as r:
-            raise _refusal(r) from None
+            raise Refused.of(r) from None
 
-    async def quote(self, body: SaleBody, caller: Caller) -> dict[str, Any]:
+    async def quote(self, body: SaleBody, caller: Caller) -> QuoteView:
         number = self._normalise(body.card)
         card = await self._card(number)
-        q = self._quote(card, body, self._now())
-        return quote_json(q)
+        return quote_view(self._quote(card, body, self._now()))
 
     def _same_request(self, entry: Entry, body: SaleBody, number: str) -> bool:
         asked = Draft(
@@ -342,22 +302,23 @@ class SaleService(Services):
         )
         return request_fields(asked) == request_fields(entry)
 
-    async def _replayed(
-        self, entry: Entry, body: SaleBody, number: str
-    ) -> tuple[int, dict[str, Any]]:
+    async def _replayed(self, entry: Entry, body: SaleBody, number: str) -> Written:
         if entry.kind != EntryKind.SALE or not self._same_request(entry, body, number):
-            raise ApiError("sale_conflict", 409, details={"seq": entry.seq})
-        status = await self._receipt_of(entry)
-        return 200, {"entry": entry.to_dict(), "receipt": {"status": status}}
+            raise Refused("sale_conflict", details={"seq": entry.seq})
+        return Written(await self._result_of(entry), created=False)
 
-    async def sell(self, body: SaleBody, caller: Caller) -> tuple[int, dict[str, Any]]:
+    async def _result_of(self, entry: Entry) -> EntryResult:
+        """An earlier write answered again, with its receipt's state."""
+        return EntryResult(entry=entry, receipt=ReceiptState(status=await self._receipt_of(entry)))
+
+    async def sell(self, body: SaleBody, caller: Caller) -> Written:
         number = self._normalise(body.card)
         async with self._card_lock(number):
             now = self._now()
             try:
                 card = await self._card(number)
                 q = self._quote(card, body, now)
-            except ApiError:
+            except Refused:
                 # A retry of a sale that did commit may now be refused (its first try
                 # spent the points): answer with that sale, not the refusal.
                 existing = await self._store.by_sale_id(body.id)
@@ -388,33 +349,26 @@ class SaleService(Services):
             points=entry.points_earned,
             redeemed=entry.points_redeemed,
         )
-        status = await self._printing.print_entry(entry, card=card)
-        result = {
-            "entry": entry.to_dict(),
-            "receipt": {"status": status},
-            "explanation": [x.text_pl for x in q.explanation],
-        }
-        self._hub.publish({"type": "sale", "entry": result["entry"], "receipt": result["receipt"]})
-        return 201, result
+        receipt = ReceiptState(status=await self._printing.print_entry(entry, card=card))
+        self._publish(SaleEvent(entry=entry, receipt=receipt))
+        explanation = [x.text_pl for x in q.explanation]
+        return Written(EntryResult(entry=entry, receipt=receipt, explanation=explanation), True)
 
-    async def void(self, sale_id: str, reason: str, caller: Caller) -> tuple[int, dict[str, Any]]:
+    async def void(self, sale_id: str, reason: str, caller: Caller) -> Written:
         original = await self._store.by_sale_id(sale_id)
         if original is None:
-            raise ApiError("not_found", 404, details={"sale": sale_id})
+            raise Refused("not_found", details={"sale": sale_id})
         void_id = f"void:{sale_id}"
         done = await self._store.by_sale_id(void_id)
         if done is not None:
-            return 200, {
-                "entry": done.to_dict(),
-                "receipt": {"status": await self._receipt_of(done)},
-            }
+            return Written(await self._result_of(done), created=False)
         number = original.card or ""
         async with self._card_lock(number):
             card = await self._catalog.lookup(number) if number else None
             try:
                 plan = plan_void(original, self._usage, reason=reason, card=card)
             except Refusal as r:
-                raise _refusal(r) from None
+                raise Refused.of(r) from None
             now = self._now()
             draft = plan.to_draft(
                 ts=format_ts(now),
@@ -428,11 +382,11 @@ class SaleService(Services):
         fault_point("after_commit_before_print")
         log.info("void", seq=entry.seq, ref=entry.ref, card=number)
         status = await self._printing.print_entry(entry, card=card, voided=original)
-        body = {"entry": entry.to_dict(), "receipt": {"status": status}}
-        self._hub.publish({"type": "sale", **body})
-        return (201 if appended.created else 200), body
+        receipt = ReceiptState(status=status)
+        self._publish(SaleEvent(entry=entry, receipt=receipt))
+        return Written(EntryResult(entry=entry, receipt=receipt), created=appended.created)
 
-    async def close_day(self, caller: Caller) -> dict[str, Any]:
+    async def close_day(self, caller: Caller) -> EntryResult:
         now = self._now()
         today = local_date(now, self._tz).isoformat()
         summary = day_summary(self._recent.get(today, []), today)
@@ -450,10 +404,9 @@ class SaleService(Services):
         entry = appended.entry
         fault_point("after_commit_before_print")
         log.info("day_close", seq=entry.seq, local_date=today, sales=summary.get("sales"))
-        status = await self._printing.print_entry(entry)
-        body = {"entry": entry.to_dict(), "receipt": {"status": status}, "summary": summary}
-        self._hub.publish({"type": "sale", "entry": body["entry"], "receipt": body["receipt"]})
-        return body
+        receipt = ReceiptState(status=await self._printing.print_entry(entry))
+        self._publish(SaleEvent(entry=entry, receipt=receipt))
+        return EntryResult(entry=entry, receipt=receipt, summary=summary)
 
     async def _append(self, draft: Draft) -> Appended:
         """Append durably; a storage failure is a clear refusal: the sale was NOT saved."""
@@ -463,7 +416,7 @@ class SaleService(Services):
             raise
         except LedgerError as e:
             log.error("ledger_write_failed", error=str(e))
-            raise ApiError("ledger_write_failed", 503) from None
+            raise Refused("ledger_write_failed") from None
 
     async def _receipt_of(self, entry: Entry) -> str:
         """A replayed request's receipt state; queues the original if a failure lost it."""
@@ -475,33 +428,32 @@ class SaleService(Services):
     async def _entry(self, seq: int) -> Entry:
         e = await self._store.get(seq)
         if e is None:
-            raise ApiError("not_found", 404, details={"seq": seq})
+            raise Refused("not_found", details={"seq": seq})
         return e
 
-    async def reprint(self, seq: int) -> dict[str, Any]:
+    async def reprint(self, seq: int) -> ReprintResult:
         entry = await self._entry(seq)
         status = await self._printing.print_entry(entry, copy=True)
-        return {"seq": seq, "receipt": {"status": status, "copy": True}}
+        return ReprintResult(seq=seq, receipt=ReceiptState(status=status, copy=True))
 
-    async def receipt(self, seq: int) -> dict[str, Any]:
+    async def receipt(self, seq: int) -> ReceiptPreview:
         entry = await self._entry(seq)
-        text = await self._printing.preview_text(entry)
-        return {
-            "seq": seq,
-            "text": text,
-            "png_url": f"/api/v1/receipts/{seq}/png",
-            "status": await self._printing.status_of(seq),
-        }
+        return ReceiptPreview(
+            seq=seq,
+            text=await self._printing.preview_text(entry),
+            png_url=f"/api/v1/receipts/{seq}/png",
+            status=await self._printing.status_of(seq),
+        )
 
     async def receipt_png(self, seq: int) -> bytes:
         return await self._printing.preview_png(await self._entry(seq))
 
-    async def ledger(self, after: int, limit: int) -> list[dict[str, Any]]:
-        return [e.to_dict() for e in await self._store.read_after(after, limit)]
+    async def ledger(self, after: int, limit: int) -> LedgerPage:
+        return LedgerPage(entries=await self._store.read_after(after, limit))
 
     async def sync_now(self) -> dict[str, Any]:
         if self._sync_now is None:
-            raise ApiError("sync_failed", 503)
+            raise Refused("sync_failed")
         result: dict[str, Any] = await self._sync_now()
         return result
 
@@ -524,63 +476,44 @@ class SaleService(Services):
 
     # --- status ------------------------------------------------------------------------
 
-    async def health(self) -> dict[str, Any]:
-        readers = self._readers_info()
-        printer = {"state": self._printing.state()}
-        sync = self._sync_info()
-        cards_age = self._catalog.cards_age_s()
-        sync.setdefault("cards_version", self._catalog.cards_version)
-        sync["cards_age_s"] = round(cards_age, 1) if cards_age is not None else None
+    async def health(self) -> Health:
+        readers = [ReaderHealth(**r) for r in self._readers_info()]
+        printer = PrinterHealth(state=self._printing.state())
+        catalog = self._catalog_state()
+        info = {"cards_version": self._catalog.cards_version, **self._sync_info()}
+        sync = SyncHealth(
+            **info,
+            cards_age_s=round(catalog.age_s, 1) if catalog.age_s is not None else None,
+            offline=catalog.stale(self._policy),
+        )
         head = self._store.head
         degraded = (
-            any(r["state"] != "connected" for r in readers)
-            or printer["state"] not in ("online", "none", "unknown")
-            or bool(sync.get("fork_alarm"))
-            or self._catalog_state().too_old(self._policy)
+            any(r.state != "connected" for r in readers)
+            or printer.state not in ("online", "none", "unknown")
+            or sync.fork_alarm
+            or catalog.too_old(self._policy)
         )
-        return {
-            "status": "degraded" if degraded else "ok",
-            "version": package_version(),
-            "readers": readers,
-            "printer": printer,
-            "sync": sync,
-            "ledger": {"head_seq": head.seq, "head_hash": head.hash},
-        }
+        return Health(
+            status="degraded" if degraded else "ok",
+            version=package_version(),
+            readers=readers,
+            printer=printer,
+            sync=sync,
+            ledger=LedgerHealth(head_seq=head.seq, head_hash=head.hash),
+        )
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> TillState:
         rules = self._catalog.rules
-        head = self._store.head
-        return {
-            "terminal": {"id": self._cfg.terminal.id, "partner_id": self._cfg.terminal.partner_id},
-            "partner": {"name": rules.partner.name, "address": rules.partner.address}
+        return TillState(
+            terminal=TerminalInfo(
+                id=self._cfg.terminal.id, partner_id=self._cfg.terminal.partner_id
+            ),
+            partner=PartnerInfo(name=rules.partner.name, address=rules.partner.address)
             if rules
             else None,
-            "ledger": {"head_seq": head.seq},
-            "today": self._today().isoformat(),
-        }
+            ledger=HeadSeq(head_seq=self._store.head.seq),
+            today=self._today().isoformat(),
+        )
 
     def _today(self) -> date:
         return local_date(self._now(), self._tz)
-
-
-def message_for_reason(code: str | None) -> str | None:
-    """Polish text of a benefit/card reason code."""
-    return None if code is None else message_for(code)
-
-
-def quote_json(q: Any) -> dict[str, Any]:
-    """The would-be result of a sale, for the screen."""
-    return {
-        "card": q.card,
-        "amount_gr": q.amount_gr,
-        "purchase_points": q.purchase_points,
-        "benefit_points": q.benefit_points,
-        "points_earned": q.points_earned,
-        "points_redeemed": q.points_redeemed,
-        "discount_gr": q.discount_gr,
-        "to_pay_gr": q.amount_gr - q.discount_gr,
-        "balance_before": q.balance_before,
-        "balance_after": q.balance_after,
-        "rules_version": q.rules_version,
-        "explanation": [x.text_pl for x in q.explanation],
-    }

@@ -10,8 +10,6 @@ function formatWhen(iso) {
   return warsawToday(d) === warsawToday() ? formatTime(d) : formatDateTime(iso);
 }
 
-// The catalogue counts as offline after this long without a download (offline.stale_after_s).
-export const OFFLINE_AFTER_S = 900;
 
 const GOOD_READER = new Set(["ok", "ready", "connected"]);
 const GOOD_PRINTER = new Set(["ok", "ready", "online", "none"]);
@@ -94,8 +92,8 @@ export function renderStatus(bar, health, cashier, handlers, info) {
 
 export function isOffline(health) {
   if (!health) return false;
-  const age = health.sync && health.sync.cards_age_s;
-  return age === null || age === undefined || age > OFFLINE_AFTER_S;
+  // The daemon decides (offline.stale_after_s): the page keeps no copy of the limit.
+  return Boolean(health.sync && health.sync.offline);
 }
 
 export function renderOfflineBanner(el, health) {

@@ -155,26 +155,35 @@ def offline_banner(page: Page, health: dict[str, Any]) -> str | None:
     return text
 
 
-def health(cards_age_s: float | None, *, status: str = "ok", printer: str = "online") -> Any:
+def health(
+    cards_age_s: float | None, *, offline: bool, status: str = "ok", printer: str = "online"
+) -> Any:
     return {
         "status": status,
         "readers": [{"name": "msr", "kind": "serial", "state": "connected"}],
         "printer": {"state": printer},
-        "sync": {"pending_entries": 0, "last_upload_at": None, "cards_age_s": cards_age_s},
+        "sync": {
+            "pending_entries": 0,
+            "last_upload_at": None,
+            "cards_age_s": cards_age_s,
+            "offline": offline,
+        },
         "ledger": {"head_seq": 0, "head_hash": "0" * 64},
     }
 
 
 def test_offline_banner(module_page: Page) -> None:
-    assert offline_banner(module_page, health(30)) is None
-    four_days = offline_banner(module_page, health(4 * 86400, status="degraded"))
+    assert offline_banner(module_page, health(30, offline=False)) is None
+    four_days = offline_banner(module_page, health(4 * 86400, offline=True, status="degraded"))
     assert four_days is not None
     assert "Tryb offline" in four_days
     assert "4 dni" in four_days
-    never = offline_banner(module_page, health(None))
+    never = offline_banner(module_page, health(None, offline=True))
     assert never is not None
     assert "Tryb offline" in never
-    paper = offline_banner(module_page, health(30, status="degraded", printer="paper_out"))
+    paper = offline_banner(
+        module_page, health(30, offline=False, status="degraded", printer="paper_out")
+    )
     assert paper is not None
     assert "Brak papieru" in paper
     assert "Tryb offline" not in paper

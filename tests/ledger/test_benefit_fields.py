@@ -64,8 +64,6 @@ def test_label(label: str, name: str, description: str) -> None:
     b = benefit(label=label, name=name, description=description)
     v = view_of(b)
     assert (v.label, v.name, v.description) == (label, name, description)
-    assert v.to_contract()["label"] == label
-    assert v.to_contract()["name"] == name
 
 
 @pytest.mark.parametrize(

@@ -15,10 +15,9 @@ from ledger.entry import EntryKind, request_fields
 from ledger.refusals import DETAIL_MESSAGES, MESSAGES, Refusal, message_for
 from ledger.rules import (
     CatalogState,
-    OfflinePolicy,
     SaleRequest,
     benefit_views,
-    card_view,
+    card_snapshot,
     quote,
     rules_problems,
 )
@@ -216,26 +215,6 @@ def test_views_match_what_quote_allows() -> None:
     assert [v.available for v in views] == [True, False, False, False, False]
 
 
-def test_contract_view_has_exactly_the_cardview_keys() -> None:
-    v = benefit_views(
-        make_card(),
-        make_rules(benefit()),
-        Till().usage,
-        NOON,
-        catalog=FRESH,
-        policy=OfflinePolicy(),
-    )[0]
-    assert set(v.to_contract()) == {
-        "id",
-        "name",
-        "label",
-        "available",
-        "reason",
-        "points",
-        "points_locked",
-    }
-
-
 def test_rules_problems() -> None:
     assert rules_problems(make_rules(benefit())) == []
     bad = make_rules(
@@ -262,45 +241,25 @@ def test_rules_problems() -> None:
     assert q.purchase_points == 0
 
 
-def test_card_view_is_the_contract_cardview() -> None:
+def test_card_snapshot_judges_the_card() -> None:
+    # The CARDVIEW's facts; their JSON shape is tests/terminal/test_views.py's.
     card = make_card(
         points=260, birth=date(1960, 11, 19), programs=(("senior", date(2027, 6, 30)),)
     )
     rules = make_rules(benefit("b1", label="-10%", points=5), benefit("b2", age_min=66))
-    view = card_view(card, rules, Till().usage, NOON, catalog=FRESH, policy=POLICY)
-    assert view == {
-        "number": "01-000018",
-        "status": "active",
-        "active": True,
-        "holder": {"display_name": "Anna K.", "age": 65},  # 66 tomorrow
-        "programs": [{"code": "senior", "valid_to": "2027-06-30"}],
-        "balance": {"points": 260, "as_of": "2026-11-18T11:00:00.000Z"},
-        "benefits": [
-            {
-                "id": "b1",
-                "name": "Benefit b1",
-                "label": "-10%",
-                "available": True,
-                "reason": None,
-                "points": 5,
-                "points_locked": False,
-            },
-            {
-                "id": "b2",
-                "name": "Benefit b2",
-                "label": "",
-                "available": False,
-                "reason": "age_below",
-                "points": 0,
-                "points_locked": False,
-            },
-        ],
-        "redeem_options": [
-            {"points": 100, "discount_gr": 1000},
-            {"points": 250, "discount_gr": 2500},
-        ],
-    }
-    blocked = card_view(
+    snap = card_snapshot(card, rules, Till().usage, NOON, catalog=FRESH, policy=POLICY)
+    assert (snap.active, snap.reason, snap.age, snap.balance) == (
+        True,
+        None,
+        65,
+        260,
+    )  # 66 tomorrow
+    assert [(b.id, b.label, b.available, b.reason, b.points) for b in snap.benefits] == [
+        ("b1", "-10%", True, None, 5),
+        ("b2", "", False, "age_below", 0),
+    ]
+    assert [(t.points, t.discount_gr) for t in snap.redeem_options] == [(100, 1000), (250, 2500)]
+    blocked = card_snapshot(
         make_card(status=CardStatus.BLOCKED, points=900),
         rules,
         Till().usage,
@@ -308,8 +267,17 @@ def test_card_view_is_the_contract_cardview() -> None:
         catalog=FRESH,
         policy=POLICY,
     )
-    assert blocked["active"] is False
-    assert blocked["redeem_options"] == []
+    assert (blocked.active, blocked.reason) == (False, "card_blocked")
+    assert blocked.redeem_options == []
+    expired = card_snapshot(
+        make_card(programs=(("mieszkaniec", date(2026, 11, 17)),)),
+        rules,
+        Till().usage,
+        NOON,
+        catalog=FRESH,
+        policy=POLICY,
+    )
+    assert (expired.active, expired.reason) == (False, "card_inactive")
 
 
 @given(

@@ -44,6 +44,7 @@ async def test_health_reports_every_part(h: DaemonHarness) -> None:
     assert body["ledger"] == {"head_seq": 0, "head_hash": "0" * 64}
     assert body["sync"]["cards_version"] is not None
     assert body["sync"]["pending_entries"] == 0
+    assert body["sync"]["offline"] is False  # the card list was just loaded
     assert body["status"] == "ok"
     assert body["version"] == package_version() != "0+unknown"
 

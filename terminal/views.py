@@ -1,0 +1,355 @@
+"""The local API's bodies and answers (DESIGN section 6, CONTRACT; docs/architecture.md).
+
+The sale service returns these Structs and knows nothing of HTTP; ``terminal/api.py``
+encodes them and picks the status. ``terminal/openapi.yaml`` describes the same shapes,
+and the schemathesis test checks the running daemon against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+
+from ledger.clock import format_ts
+from ledger.entry import Entry
+from ledger.refusals import message_for
+from ledger.rules import CardSnapshot, Quote
+
+# --- requests ------------------------------------------------------------------------
+
+
+class SaleBody(msgspec.Struct, kw_only=True, frozen=True):
+    """SALE of DESIGN section 6."""
+
+    id: str
+    card: str
+    amount_gr: int
+    benefit_ids: tuple[str, ...] = ()
+    redeem_points: int = 0
+    points_override: int | None = None
+    override_reason: str | None = None
+    benefit_quantities: dict[str, int] = {}
+
+
+class ResolveBody(msgspec.Struct, frozen=True):
+    input: str
+
+
+class VoidBody(msgspec.Struct, frozen=True):
+    reason: str = ""
+
+
+class LoginBody(msgspec.Struct, frozen=True):
+    pin: str
+
+
+class SwipeBody(msgspec.Struct, frozen=True):
+    key: str
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: a cashier session, or the API token (no cashier)."""
+
+    cashier_id: str | None
+    cashier_name: str | None
+
+
+# --- the card view -------------------------------------------------------------------
+
+
+class HolderView(msgspec.Struct, frozen=True, kw_only=True):
+    display_name: str
+    age: int | None
+
+
+class ProgramView(msgspec.Struct, frozen=True, kw_only=True):
+    code: str
+    valid_to: str
+    valid: bool  # still valid on the local date (extension)
+
+
+class BalanceView(msgspec.Struct, frozen=True, kw_only=True):
+    points: int
+    as_of: str | None  # the city's balance date: the screen says "stan na …"
+    stale: bool  # the card list is older than offline.stale_after_s
+
+
+class BenefitItem(msgspec.Struct, frozen=True, kw_only=True):
+    """A CARDVIEW ``benefits`` item, plus what the screen shows beside it."""
+
+    id: str
+    name: str
+    label: str
+    available: bool
+    reason: str | None
+    points: int
+    points_locked: bool
+    unit: str
+    description: str
+    remaining: int | None  # uses/hours left in the period; None: no limit
+    free_at: str | None  # when a reached period limit frees up
+    message: str | None  # the reason in Polish
+
+
+class RedeemOption(msgspec.Struct, frozen=True, kw_only=True):
+    points: int
+    discount_gr: int
+
+
+class CardView(msgspec.Struct, frozen=True, kw_only=True):
+    """CARDVIEW of DESIGN section 6 with the card's own refusal and the offline flag."""
+
+    number: str
+    status: str
+    active: bool
+    holder: HolderView
+    programs: list[ProgramView]
+    balance: BalanceView
+    benefits: list[BenefitItem]
+    redeem_options: list[RedeemOption]
+    reason: str | None  # card_blocked | card_inactive, None when AKTYWNA
+    message: str | None
+    offline: bool
+
+
+def reason_text(code: str | None) -> str | None:
+    """Polish text of a benefit or card reason code (``ledger.refusals`` owns the words)."""
+    return None if code is None else message_for(code)
+
+
+def card_view(snap: CardSnapshot, *, stale: bool) -> CardView:
+    """The screen's CARDVIEW of a judged card; available benefits first.
+
+    ``stale``: the card list is older than ``offline.stale_after_s`` (balance and
+    benefits may be out of date: the screen says so).
+    """
+    card = snap.card
+    benefits = [
+        BenefitItem(
+            id=b.id,
+            name=b.name,
+            label=b.label,
+            available=b.available,
+            reason=b.reason,
+            points=b.points,
+            points_locked=b.points_locked,
+            unit=b.unit,
+            description=b.description,
+            remaining=b.remaining,
+            free_at=format_ts(b.free_at) if b.free_at else None,
+            message=reason_text(b.reason),
+        )
+        for b in snap.benefits
+        if b.visible
+    ]
+    benefits.sort(key=lambda b: not b.available)
+    return CardView(
+        number=card.number,
+        status=str(card.status),
+        active=snap.active,
+        holder=HolderView(display_name=card.holder.display_name, age=snap.age),
+        programs=[
+            ProgramView(code=p.code, valid_to=p.valid_to.isoformat(), valid=p.valid_to >= snap.day)
+            for p in card.programs
+        ],
+        balance=BalanceView(
+            points=snap.balance,
+            as_of=format_ts(card.points_as_of) if card.points_as_of else None,
+            stale=stale,
+        ),
+        benefits=benefits,
+        redeem_options=[
+            RedeemOption(points=t.points, discount_gr=t.discount_gr) for t in snap.redeem_options
+        ],
+        reason=snap.reason,
+        message=reason_text(snap.reason),
+        offline=stale,
+    )
+
+
+# --- sales ---------------------------------------------------------------------------
+
+ReceiptStatus = Literal["printed", "queued", "failed", "none"]
+
+
+class ReceiptState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    status: str
+    copy: bool = False
+
+
+class QuoteView(msgspec.Struct, frozen=True, kw_only=True):
+    """The would-be result of a sale: nothing is written."""
+
+    card: str
+    amount_gr: int
+    purchase_points: int
+    benefit_points: dict[str, int]
+    points_earned: int
+    points_redeemed: int
+    discount_gr: int
+    to_pay_gr: int
+    balance_before: int
+    balance_after: int
+    rules_version: str
+    explanation: list[str]
+
+
+def quote_view(q: Quote) -> QuoteView:
+    return QuoteView(
+        card=q.card,
+        amount_gr=q.amount_gr,
+        purchase_points=q.purchase_points,
+        benefit_points=q.benefit_points,
+        points_earned=q.points_earned,
+        points_redeemed=q.points_redeemed,
+        discount_gr=q.discount_gr,
+        to_pay_gr=q.amount_gr - q.discount_gr,
+        balance_before=q.balance_before,
+        balance_after=q.balance_after,
+        rules_version=q.rules_version,
+        explanation=[x.text_pl for x in q.explanation],
+    )
+
+
+class EntryResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A written entry and its receipt; a new sale also says how its points came about."""
+
+    entry: Entry
+    receipt: ReceiptState
+    explanation: list[str] | None = None
+    summary: dict[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a write did: ``created`` is False when the request replayed an earlier one."""
+
+    result: EntryResult
+    created: bool
+
+
+class ReprintResult(msgspec.Struct, frozen=True, kw_only=True):
+    seq: int
+    receipt: ReceiptState
+
+
+class ReceiptPreview(msgspec.Struct, frozen=True, kw_only=True):
+    seq: int
+    text: str
+    png_url: str
+    status: str
+
+
+class LedgerPage(msgspec.Struct, frozen=True, kw_only=True):
+    entries: list[Entry]
+
+
+# --- status --------------------------------------------------------------------------
+
+
+class ReaderHealth(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    kind: str
+    state: str
+
+
+class PrinterHealth(msgspec.Struct, frozen=True, kw_only=True):
+    state: str
+
+
+class SyncHealth(msgspec.Struct, frozen=True, kw_only=True):
+    pending_entries: int = 0
+    acked_seq: int | None = None
+    last_upload_at: str | None = None
+    cards_version: int | None = None
+    cards_age_s: float | None = None
+    fork_alarm: bool = False
+    # The card list is older than offline.stale_after_s: the page shows the offline banner.
+    offline: bool = True
+
+
+class LedgerHealth(msgspec.Struct, frozen=True, kw_only=True):
+    head_seq: int
+    head_hash: str
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True):
+    status: Literal["ok", "degraded"]
+    version: str
+    readers: list[ReaderHealth]
+    printer: PrinterHealth
+    sync: SyncHealth
+    ledger: LedgerHealth
+
+
+class TerminalInfo(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    partner_id: str
+
+
+class PartnerInfo(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    address: str
+
+
+class HeadSeq(msgspec.Struct, frozen=True, kw_only=True):
+    head_seq: int
+
+
+class TillState(msgspec.Struct, frozen=True, kw_only=True):
+    """What the page needs to draw itself (``GET /api/v1/state`` and the stream's hello)."""
+
+    terminal: TerminalInfo
+    partner: PartnerInfo | None
+    ledger: HeadSeq
+    today: str
+
+
+# --- events (the WebSocket stream) ---------------------------------------------------
+
+
+class ReadInfo(msgspec.Struct, frozen=True, kw_only=True):
+    source: str
+    reader: str
+
+
+class CardEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="card"):
+    read: ReadInfo
+    card: CardView
+
+
+class CardErrorEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="card_error"):
+    reason: str
+    message: str
+    read: ReadInfo
+
+
+class DeviceEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="device"):
+    """A reader (with its name, kind and detail) or the printer changed state."""
+
+    device: Literal["reader", "printer"]
+    state: str
+    name: str | None = None
+    kind: str | None = None
+    detail: str | None = None
+
+
+class SaleEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="sale"):
+    entry: Entry
+    receipt: ReceiptState
+
+
+class HealthEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="health"):
+    health: Health
+
+
+Event = CardEvent | CardErrorEvent | DeviceEvent | SaleEvent | HealthEvent
+
+
+def event_dict(ev: Event) -> dict[str, Any]:
+    """The event as the stream sends it (the hub numbers it with ``eid``)."""
+    out: dict[str, Any] = msgspec.to_builtins(ev)
+    return out
