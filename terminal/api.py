@@ -186,7 +186,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         code = {413: "too_large", 404: "not_found", 405: "invalid_request"}.get(e.status)
         if code is None:
             raise
-        return error_response(code, e.status, message(code), {})
+        resp = error_response(code, e.status, message(code), {})
+        if "Allow" in e.headers:  # a 405 says which methods the route has (RFC 9110)
+            resp.headers["Allow"] = e.headers["Allow"]
+        return resp
     except Exception:
         log.exception("api_internal_error", path=request.path, method=request.method)
         return error_response("internal", 500, message("internal"), {})
