@@ -90,6 +90,14 @@ class Job:
     last_error: str | None
 
 
+QUEUE_FILE = "print.sqlite"
+
+
+def queue_path(state_dir: str | Path) -> Path:
+    """Where a terminal keeps its durable print jobs: ``<state_dir>/print.sqlite``."""
+    return Path(state_dir) / QUEUE_FILE
+
+
 class PrintQueue:
     """Durable jobs in ``<state_dir>/print.sqlite`` and the worker that prints them."""
 

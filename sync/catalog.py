@@ -84,6 +84,14 @@ def _norm_uid(uid: str) -> str:
     return uid.strip().lower()
 
 
+CATALOG_FILE = "catalog.sqlite"
+
+
+def catalog_path(state_dir: str | Path) -> Path:
+    """Where a terminal keeps the city's card list and rules: ``<state_dir>/catalog.sqlite``."""
+    return Path(state_dir) / CATALOG_FILE
+
+
 class Catalog:
     """Cards and rules as the city last sent them, with the age of each part."""
 

@@ -17,13 +17,13 @@ from aiohttp import web
 from config.schema import Config, parse_listen
 from drivers.base import Reader
 from drivers.events import ReaderState
-from drivers.setup import make_reader
+from drivers.factory import build_reader
 from ledger.clock import Clock, SystemClock
 from ledger.entry import Entry
-from ledger.store import LedgerStore
+from ledger.store import LedgerStore, ledger_path
 from ledger.usage import UsageBook
 from printer.escpos_env import prepare_escpos_cache
-from sync.catalog import Catalog
+from sync.catalog import Catalog, catalog_path
 from sync.client import CycleResult, RefreshResult, SyncClient, UploadResult
 from sync.keys import load_or_create_key
 from sync.schedule import SyncScheduler
@@ -37,9 +37,6 @@ from terminal.views import DeviceEvent, HealthEvent, event_dict
 
 log = structlog.get_logger("kartapos.daemon")
 
-LEDGER_FILE = "ledger.sqlite"
-CATALOG_FILE = "catalog.sqlite"
-PRINT_FILE = "print.sqlite"
 _RECENT_DAYS = 2
 
 
@@ -67,11 +64,11 @@ async def open_queue(cfg: Config, state: Path, clock: Clock) -> Any | None:
     """The durable print queue, or None when no printer is configured."""
     if cfg.printer.kind == "none":
         return None
-    from printer.queue import PrintQueue
+    from printer.queue import PrintQueue, queue_path
     from printer.transport import build_transport
 
     return await PrintQueue.open(
-        state / PRINT_FILE,
+        queue_path(state),
         transport=build_transport(cfg.printer),
         printer=cfg.printer,
         clock=clock,
@@ -164,9 +161,9 @@ class Daemon:
         cfg, clk, st = self.cfg, self.clock, self.state_dir
         ensure_state_dir(st)
         prepare_escpos_cache(st)
-        self.store = await LedgerStore.open(st / LEDGER_FILE, terminal=cfg.terminal.id)
+        self.store = await LedgerStore.open(ledger_path(st), terminal=cfg.terminal.id)
         self._stack.push_async_callback(self.store.close)
-        self.catalog = await Catalog.open(st / CATALOG_FILE, clk)
+        self.catalog = await Catalog.open(catalog_path(st), clk)
         self._stack.push_async_callback(self.catalog.close)
         self.usage, recent = await load_entries(self.store, ZoneInfo(cfg.terminal.timezone))
         self.sync = SyncClient(cfg, self.store, self.catalog, load_or_create_key(st), clk)
@@ -184,7 +181,7 @@ class Daemon:
             store=self.store,
             policy=offline_policy(cfg),
         )
-        self.readers = [make_reader(r, cfg.cards, clk) for r in cfg.readers]
+        self.readers = [build_reader(r, cfg.cards, clk) for r in cfg.readers]
         self.service = SaleService(
             cfg=cfg,
             store=self.store,

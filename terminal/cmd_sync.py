@@ -21,8 +21,8 @@ from config.loader import EXIT_BAD_CONFIG, load_config
 from config.logging import configure_logging
 from config.schema import Config, parse_listen
 from ledger.clock import SystemClock
-from ledger.store import LedgerError, LedgerStore
-from sync.catalog import Catalog, CatalogError
+from ledger.store import LedgerError, LedgerStore, ledger_path
+from sync.catalog import Catalog, CatalogError, catalog_path
 from sync.client import SyncClient, SyncEvent
 from sync.keys import KeyFileError, load_or_create_key
 
@@ -135,13 +135,13 @@ async def _run_here(
         raise _Refused(str(e)) from None
     try:
         store = await LedgerStore.open(
-            state / "ledger.sqlite", terminal=cfg.terminal.id, readonly=True
+            ledger_path(state), terminal=cfg.terminal.id, readonly=True
         )
     except LedgerError as e:
         raise _Refused(str(e)) from None
     try:
         try:
-            catalog = await Catalog.open(state / "catalog.sqlite", clock)
+            catalog = await Catalog.open(catalog_path(state), clock)
         except CatalogError as e:
             raise _Refused(str(e)) from None
         try:
