@@ -1,4 +1,8 @@
-"""What every reader is, the shared machinery behind them, and ``build_reader``."""
+"""What every reader is, and the machinery all of them share.
+
+Readers are built from configuration in :mod:`drivers.factory`, which imports the
+transports; this module imports none of them, so they can all import it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from typing import Protocol, Self
 
 import structlog
 
-from config.schema import CardsSection, ReaderSection
 from drivers.events import (
     CardRead,
     ConnState,
@@ -220,10 +223,3 @@ class TaskReader:
                 if current is not None and current.cancelling():
                     raise
         self.core.close()
-
-
-def build_reader(section: ReaderSection, cards: CardsSection, clock: Clock) -> Reader:
-    """The reader a ``[[readers]]`` section describes (not started: use ``async with``)."""
-    from drivers.setup import make_reader
-
-    return make_reader(section, cards, clock)

@@ -17,9 +17,9 @@ from typing import Protocol
 
 import structlog
 
+from config.backoff import Backoff
 from config.schema import Config
 from ledger.clock import WARSAW, Clock, local_date
-from sync.backoff import Backoff
 
 log = structlog.get_logger()
 
@@ -108,10 +108,10 @@ class SyncScheduler:
         self._upload_every = float(s.upload_interval_s)
         self._refresh_every = float(s.catalog_refresh_s)
         self._upload_backoff = Backoff(
-            base_s=min(30.0, self._upload_every), cap_s=OFFLINE_BACKOFF_CAP_S, rng=self._rng
+            min(30.0, self._upload_every), OFFLINE_BACKOFF_CAP_S, jitter=True, rng=self._rng
         )
         self._refresh_backoff = Backoff(
-            base_s=min(30.0, self._refresh_every), cap_s=OFFLINE_BACKOFF_CAP_S, rng=self._rng
+            min(30.0, self._refresh_every), OFFLINE_BACKOFF_CAP_S, jitter=True, rng=self._rng
         )
         self.online: bool | None = None
         now_m = clock.monotonic()

@@ -12,7 +12,8 @@ from typing import Protocol
 
 from evdev import InputEvent
 
-from drivers.base import Backoff, Reader
+from config.backoff import Backoff
+from drivers.base import Reader
 from drivers.classify import TextDecoder
 from drivers.evdev_reader import EvdevReader
 from drivers.events import ReaderEvent

@@ -9,10 +9,10 @@ import pytest
 from evdev import ecodes as e
 
 from config.schema import CardsSection, ReaderSection
-from drivers.base import build_reader
 from drivers.errors import DeviceError
 from drivers.evdev_reader import EvdevReader, _matches, open_input_device
 from drivers.events import CardRead, ReaderState, ReadRejected
+from drivers.factory import build_reader
 from ledger.clock import FakeClock
 from tests.drivers.harnesses import EvdevHarness, next_event, wait_for
 from tests.drivers.helpers import make_pan

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from drivers.base import Backoff
+from config.backoff import Backoff
 from drivers.events import CardRead, ReaderState, ReadRejected
 from drivers.pcsc import PcscReader, uid_from_response
 from ledger.clock import FakeClock

@@ -13,8 +13,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from config.schema import CardsSection, ReaderSection
-from drivers.base import build_reader
 from drivers.events import CardRead, ReaderEvent, ReaderState, ReadRejected
+from drivers.factory import build_reader
 from drivers.serial import SerialReader
 from ledger.clock import FakeClock
 from tests.drivers.harnesses import PtyHarness, next_event, wait_for

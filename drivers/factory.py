@@ -1,4 +1,4 @@
-"""Build readers from configuration (``build_reader`` in :mod:`drivers.base` calls this)."""
+"""Build readers, and the decoders they share, from configuration: the one place that does."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from ledger.cards import CardNumberFormat
 from ledger.clock import Clock
 
 
-def card_format(cards: CardsSection) -> CardNumberFormat:
+def card_number_format(cards: CardsSection) -> CardNumberFormat:
+    """The card-number format ``[cards]`` describes (pattern, issuer digits, lengths)."""
     return CardNumberFormat(
         pattern=cards.number_pattern,
         issuer_digits=cards.issuer_digits,
@@ -22,15 +23,18 @@ def card_format(cards: CardsSection) -> CardNumberFormat:
 
 def text_decoder(cards: CardsSection, clock: Clock) -> TextDecoder:
     """The swipe/barcode/QR decoder configured by ``[cards]``."""
-    fmt = card_format(cards)
+    fmt = card_number_format(cards)
     key = load_public_key(cards.qr_public_key) if cards.qr_public_key else None
     return TextDecoder(fmt, QrDecoder(fmt, clock, key))
 
 
-def make_reader(section: ReaderSection, cards: CardsSection, clock: Clock) -> Reader:
+def build_reader(section: ReaderSection, cards: CardsSection, clock: Clock) -> Reader:
+    """The reader a ``[[readers]]`` section describes (not started: use ``async with``)."""
     backoff = Backoff(
         section.reconnect_min_s, max(section.reconnect_max_s, section.reconnect_min_s)
     )
+    # Each transport is imported when configured: a till without a contactless reader
+    # never loads pyscard, one without a serial reader never loads pyserial.
     if section.kind == "serial":
         from drivers.serial import SerialReader
 

@@ -1,4 +1,4 @@
-"""Backoff with full jitter and Retry-After parsing."""
+"""The one Backoff: the readers' exact reconnect sequence, the sync's full jitter, Retry-After."""
 
 from __future__ import annotations
 
@@ -8,7 +8,30 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.backoff import MAX_RETRY_AFTER_S, Backoff, parse_retry_after
+from config.backoff import MAX_RETRY_AFTER_S, Backoff, parse_retry_after
+
+
+def test_default_is_the_readers_reconnect_sequence_without_jitter() -> None:
+    b = Backoff()
+    assert [b.next_delay() for _ in range(8)] == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0]
+    b.reset()
+    assert [b.next_delay() for _ in range(2)] == [0.2, 0.4]
+
+
+def test_a_reader_unplugged_for_days_keeps_retrying_at_the_cap() -> None:
+    """Every 5 s for a week: the doubling must neither overflow nor leave the cap."""
+    b = Backoff(0.2, 5.0)
+    delays = [b.next_delay() for _ in range(7 * 24 * 3600 // 5)]
+    assert delays[-1] == 5.0
+    j = Backoff(30.0, 1800.0, jitter=True, rng=random.Random(1))
+    assert all(0.0 <= j.next_delay() <= 1800.0 for _ in range(5000))
+
+
+def test_without_jitter_retry_after_is_still_a_floor() -> None:
+    b = Backoff(0.2, 5.0)
+    assert b.next_delay(30.0) == 30.0
+    assert b.next_delay(0.1) == 0.4
+    assert b.next_delay(10**6) == MAX_RETRY_AFTER_S
 
 
 @given(
@@ -20,7 +43,7 @@ from sync.backoff import MAX_RETRY_AFTER_S, Backoff, parse_retry_after
 def test_delays_stay_under_the_growing_ceiling(
     seed: int, base: float, cap: float, retry_after: float | None
 ) -> None:
-    b = Backoff(base_s=base, cap_s=cap, rng=random.Random(seed))
+    b = Backoff(first_s=base, cap_s=cap, jitter=True, rng=random.Random(seed))
     for n in range(12):
         d = b.next_delay(retry_after)
         ceiling = min(cap, base * 2**n)
@@ -33,7 +56,7 @@ def test_delays_stay_under_the_growing_ceiling(
 def test_full_jitter_spreads_a_fleet() -> None:
     """Terminals retrying after the same outage must not come back in lockstep."""
     delays = [
-        Backoff(base_s=1, cap_s=60, rng=random.Random(i), attempt=6).next_delay()
+        Backoff(first_s=1, cap_s=60, jitter=True, rng=random.Random(i), attempt=6).next_delay()
         for i in range(1000)
     ]
     assert min(delays) < 6
