@@ -13,6 +13,8 @@ from typing import Protocol, Self
 
 import structlog
 
+# Re-exported: the readers build their reconnect Backoff (0.2, 0.4, ... 5 s) from here.
+from config.backoff import Backoff as Backoff
 from drivers.events import (
     CardRead,
     ConnState,
@@ -52,23 +54,6 @@ class Reader(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
-
-
-class Backoff:
-    """Capped exponential reconnect delays: 0.2, 0.4, ... 5 s; reset after success."""
-
-    def __init__(self, first_s: float = 0.2, cap_s: float = 5.0) -> None:
-        self.first_s = first_s
-        self.cap_s = cap_s
-        self._next = first_s
-
-    def next_delay(self) -> float:
-        d = self._next
-        self._next = min(self._next * 2, self.cap_s)
-        return d
-
-    def reset(self) -> None:
-        self._next = self.first_s
 
 
 _CLOSED = object()

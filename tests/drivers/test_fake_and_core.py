@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from structlog.testing import capture_logs
 
+from config.backoff import Backoff
 from config.schema import CardsSection, ReaderSection
-from drivers.base import MAX_QUEUED_EVENTS, REJECT_LOG_INTERVAL_S, Backoff, ReaderCore
+from drivers.base import MAX_QUEUED_EVENTS, REJECT_LOG_INTERVAL_S, ReaderCore
 from drivers.events import CardRead, ReaderState, ReadRejected
 from drivers.factory import build_reader
 from drivers.fake import FakeReader
