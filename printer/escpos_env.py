@@ -1,8 +1,11 @@
-"""Where python-escpos keeps its parsed profile cache; must run before escpos is imported.
+"""Where python-escpos keeps its parsed profile cache; set by the program's start-up.
 
 Importing escpos parses a large profile file unless a pickle of it is cached in
 ``$ESCPOS_CAPABILITIES_PICKLE_DIR``; without the variable it parses into a fresh temp
-folder on every start (~0.5 s of the start-up budget).
+folder on every start (~0.5 s of the start-up budget). The variable is read once, when
+escpos is imported, so :func:`prepare_escpos_cache` is an explicit call the program
+makes before anything imports escpos (``terminal.app.Daemon`` does, before it opens the
+print queue); importing a module of this package never changes the environment.
 """
 
 from __future__ import annotations

@@ -15,19 +15,17 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from printer.escpos_env import prepare_escpos_cache
+# escpos reads its profile cache folder when imported: the program's start-up points it
+# there first (printer.escpos_env.prepare_escpos_cache, called by terminal.app.Daemon).
+import qrcode  # type: ignore[import-untyped]
+from escpos.capabilities import get_profile
+from escpos.printer import Dummy
 
-prepare_escpos_cache()
-
-import qrcode  # type: ignore[import-untyped]  # noqa: E402
-from escpos.capabilities import get_profile  # noqa: E402
-from escpos.printer import Dummy  # noqa: E402
-
-from config.schema import PrinterSection  # noqa: E402
-from ledger.clock import WARSAW, parse_ts  # noqa: E402
-from ledger.money import format_pln  # noqa: E402
-from printer import texts as T  # noqa: E402
-from printer.model import ReceiptBenefit, ReceiptData  # noqa: E402
+from config.schema import PrinterSection
+from ledger.clock import WARSAW, parse_ts
+from ledger.money import format_pln
+from printer import texts as T
+from printer.model import ReceiptBenefit, ReceiptData
 
 NBSP = "\u00a0"
 REPLACEMENT = "?"

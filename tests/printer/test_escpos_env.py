@@ -37,14 +37,42 @@ def test_unwritable_home_falls_back(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert folder.is_dir()
 
 
+START_UP_THEN_LAYOUT = (
+    "from printer.escpos_env import prepare_escpos_cache\n"
+    "prepare_escpos_cache()\n"
+    "import printer.layout\n"
+)
+
+
 def test_importing_layout_fills_the_cache(tmp_path: Path) -> None:
-    """A fresh interpreter importing printer.layout leaves the pickled profiles behind."""
+    """A fresh interpreter: the start-up call, then printer.layout, leaves the pickles behind."""
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
     env.pop(ENV, None)
-    subprocess.run(
-        [sys.executable, "-c", "import printer.layout"], env=env, cwd=REPO_ROOT, check=True
-    )
+    subprocess.run([sys.executable, "-c", START_UP_THEN_LAYOUT], env=env, cwd=REPO_ROOT, check=True)
     assert list((tmp_path / "kartapos" / "escpos").glob("*.capabilities.pickle"))
+
+
+def test_importing_layout_leaves_the_environment_alone() -> None:
+    env = dict(os.environ)
+    env.pop(ENV, None)
+    probe = f"import os, printer.layout; assert {ENV!r} not in os.environ, os.environ[{ENV!r}]"
+    subprocess.run([sys.executable, "-c", probe], env=env, cwd=REPO_ROOT, check=True)
+
+
+def test_start_up_runs_before_escpos_is_imported() -> None:
+    """The entry point and the daemon's modules do not import escpos themselves.
+
+    terminal.app.Daemon calls prepare_escpos_cache(state_dir) as it starts, and only then
+    opens the print queue (which imports printer.layout, hence escpos). Importing escpos
+    any earlier would parse its profiles into a fresh temp folder on every start.
+    """
+    modules = ["terminal.cli", "terminal.app", "terminal.cmd_run", "terminal.cmd_demo"]
+    probe = (
+        f"import sys\nfor m in {modules!r}:\n    __import__(m)\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'escpos')\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, check=True)
 
 
 async def test_fake_printer_runs_as_a_process_for_e2e_tests() -> None:
