@@ -8,38 +8,36 @@ an older backup simply reports an older head and gets the rest again.
 
 Refresh: the card list (delta since the catalogue's version, or full) streamed into
 the catalogue, which applies it whole or not at all, and the partner's rules with ETag.
+
+HTTP itself (session, token, retries with backoff and Retry-After, capped reads, line
+splitting, error codes) is sync.http's; this module says what the answers mean.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import gzip
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 import structlog
-from multidict import CIMultiDict
 
 from config.faults import fault_point
 from config.schema import Config
 from ledger.clock import Clock, format_ts, parse_ts
 from ledger.entry import GENESIS_HASH, Entry
 from ledger.store import LedgerError, LedgerStore
-from sync.backoff import Backoff, Sleep, parse_retry_after, real_sleep
-from sync.catalog import Catalog, CatalogError, FeedRejected, FeedResult
+from sync.catalog import Catalog, CatalogError, FeedResult
+from sync.http import CityHttp, Sleep, SyncError, real_sleep
 from sync.keys import TerminalKey
 from sync.wire import (
     Head,
     UploadBatch,
     WireError,
-    decode_error,
     decode_head,
     decode_rules,
     decode_upload_ok,
@@ -47,15 +45,21 @@ from sync.wire import (
     signing_message,
 )
 
+__all__ = [
+    "CycleResult",
+    "ForkDetected",
+    "RefreshResult",
+    "SyncClient",
+    "SyncError",
+    "SyncEvent",
+    "UploadResult",
+]
+
 log = structlog.get_logger()
 
-MAX_REPLY_BYTES = 1024 * 1024
 MAX_RULES_BYTES = 16 * 1024 * 1024
 MAX_FEED_BYTES = 4 * 1024**3
 MAX_FEED_LINE_BYTES = 64 * 1024
-_FEED_CHUNK = 256 * 1024
-# Replies that say "try again later"; everything else 4xx is final for this run.
-_RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 # --- outcomes ---------------------------------------------------------------------------
@@ -117,25 +121,9 @@ class CycleResult:
         return {"ok": self.ok, "upload": up, "refresh": asdict(self.refresh)}
 
 
-class SyncError(Exception):
-    """A sync step that failed for this run; ``code`` is the result's error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 class ForkDetected(SyncError):
     def __init__(self, message: str) -> None:
         super().__init__("fork", message)
-
-
-@dataclass
-class _Reply:
-    status: int
-    body: bytes
-    headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
 
 
 # --- the client -------------------------------------------------------------------------
@@ -163,21 +151,25 @@ class SyncClient:
     ) -> None:
         self._cfg = cfg
         self._tid = cfg.terminal.id
-        self._base = cfg.sync.url.rstrip("/")
         self._store = store
         self._catalog = catalog
         self._key = key
         self._clock = clock
         self._on_event = on_event
-        self._rng = rng or random.Random()
-        self._sleep = sleep
-        self._max_attempts = max_attempts
-        self._backoff_base = backoff_base_s
-        self._backoff_cap = backoff_cap_s
+        self._http = CityHttp(
+            cfg.sync.url,
+            cfg.sync.token_file,
+            clock,
+            request_timeout_s=cfg.sync.request_timeout_s,
+            rng=rng,
+            sleep=sleep,
+            max_attempts=max_attempts,
+            backoff_base_s=backoff_base_s,
+            backoff_cap_s=backoff_cap_s,
+        )
         self._max_feed_bytes = max_feed_bytes
         self._max_feed_line = max_feed_line_bytes
         self._batch_size = cfg.sync.batch_size
-        self._session: aiohttp.ClientSession | None = None
         self._upload_lock = asyncio.Lock()
         self._refresh_lock = asyncio.Lock()
         self._last_error: dict[str, str | None] = {"upload": None, "refresh": None}
@@ -199,9 +191,7 @@ class SyncClient:
 
     async def close(self) -> None:
         """Close the HTTP session."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
     async def clear_fork_alarm(self) -> None:
         """An operator resolved the fork with the city: allow uploads again."""
@@ -369,15 +359,12 @@ class SyncClient:
         headers = {"Content-Type": "application/json"}
         if self._cfg.sync.gzip:
             headers["Content-Encoding"] = "gzip"
-        reply = await self._request(
+        reply = await self._http.request(
             "POST", f"/v1/terminals/{self._tid}/entries", data=body, headers=headers
         )
         if reply.status == 200:
-            try:
-                return decode_upload_ok(reply.body).head, True
-            except WireError as e:
-                raise SyncError("bad_reply", str(e)) from None
-        err = self._error_of(reply)
+            return reply.decode(decode_upload_ok).head, True
+        err = reply.error
         if reply.status == 409 and err.error == "gap":
             log.info("sync_gap", server_seq=err.head.seq if err.head else None)
             return (err.head or await self._get_head()), False
@@ -387,7 +374,7 @@ class SyncClient:
             self._batch_size = max(1, self._batch_size // 2)
             log.warning("sync_batch_too_large", batch_size=self._batch_size)
             return Head(seq=self.acked_seq, hash=self.acked_hash), False
-        raise self._final_error(reply, err.error, err.message)
+        raise reply.failure()
 
     def _encode_batch(self, entries: list[Entry]) -> bytes:
         last = entries[-1]
@@ -401,14 +388,9 @@ class SyncClient:
         return gzip.compress(raw, compresslevel=1) if self._cfg.sync.gzip else raw
 
     async def _get_head(self) -> Head:
-        reply = await self._request("GET", f"/v1/terminals/{self._tid}/head")
-        if reply.status != 200:
-            err = self._error_of(reply)
-            raise self._final_error(reply, err.error, err.message)
-        try:
-            return decode_head(reply.body)
-        except WireError as e:
-            raise SyncError("bad_reply", str(e)) from None
+        return await self._http.request_json(
+            "GET", f"/v1/terminals/{self._tid}/head", decode=decode_head
+        )
 
     # --- refresh ----------------------------------------------------------------------
 
@@ -437,50 +419,20 @@ class SyncClient:
     async def _refresh_cards(self) -> FeedResult:
         since = self._catalog.cards_version
         path = "/v1/cards" if since is None else f"/v1/cards?since={since}"
-        session = self._get_session()
-        backoff = self._new_backoff()
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                timeout = aiohttp.ClientTimeout(
-                    total=None,
-                    sock_connect=self._cfg.sync.request_timeout_s,
-                    sock_read=self._cfg.sync.request_timeout_s,
-                )
-                async with session.get(
-                    self._base + path, headers=self._auth(), timeout=timeout
-                ) as resp:
-                    if resp.status == 200:
-                        async with contextlib.aclosing(self._feed_lines(resp)) as lines:
-                            return await self._catalog.apply_feed(lines)
-                    reply = _Reply(resp.status, await _read_capped(resp, MAX_REPLY_BYTES))
-                    reply.headers = CIMultiDict(resp.headers)
-            except (aiohttp.ClientError, TimeoutError) as e:
-                reply = _Reply(0, _net_error(e).encode())
-            if reply.status and reply.status not in _RETRY_STATUSES:
-                err = self._error_of(reply)
-                raise self._final_error(reply, err.error, err.message)
-            if attempt == self._max_attempts:
-                break
-            await self._wait(backoff, reply)
-        raise SyncError("unreachable", f"card list: {self._describe(reply)}")
-
-    async def _feed_lines(self, resp: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
-        """The response body as lines; oversize or a dropped connection rejects the feed."""
-        chunks = resp.content.iter_chunked(_FEED_CHUNK)
-        try:
-            async for line in split_lines(
-                chunks, max_line=self._max_feed_line, max_total=self._max_feed_bytes
-            ):
-                yield line
-        except (aiohttp.ClientError, TimeoutError) as e:
-            raise FeedRejected(f"connection lost during the card feed: {_net_error(e)}") from None
+        return await self._http.stream_lines(
+            path,
+            self._catalog.apply_feed,
+            max_line=self._max_feed_line,
+            max_total=self._max_feed_bytes,
+            what="card feed",
+        )
 
     async def _refresh_rules(self) -> tuple[bool, str | None]:
         headers: dict[str, str] = {}
         if self._catalog.rules is not None and self._catalog.rules_etag:
             headers["If-None-Match"] = self._catalog.rules_etag
         pid = self._cfg.terminal.partner_id
-        reply = await self._request(
+        reply = await self._http.request(
             "GET", f"/v1/partners/{pid}/rules", headers=headers, max_bytes=MAX_RULES_BYTES
         )
         try:
@@ -488,8 +440,7 @@ class SyncClient:
                 await self._catalog.rules_unchanged()
                 return False, self._catalog.rules.version_str
             if reply.status != 200:
-                err = self._error_of(reply)
-                raise self._final_error(reply, err.error, err.message)
+                raise reply.failure()
             try:
                 rules = decode_rules(reply.body)
             except WireError as e:
@@ -500,87 +451,6 @@ class SyncClient:
             raise SyncError("catalog", str(e)) from None
         log.info("rules_updated", version=rules.version_str)
         return True, rules.version_str
-
-    # --- HTTP -------------------------------------------------------------------------
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._cfg.sync.request_timeout_s)
-            )
-        return self._session
-
-    def _auth(self) -> dict[str, str]:
-        path = Path(self._cfg.sync.token_file)
-        try:
-            token = path.read_text(encoding="utf-8").strip()
-        except OSError as e:
-            raise SyncError("token", f"cannot read the token file {path}: {e.strerror}") from None
-        if not token:
-            raise SyncError("token", f"the token file {path} is empty")
-        return {"Authorization": f"Bearer {token}"}
-
-    def _new_backoff(self) -> Backoff:
-        return Backoff(base_s=self._backoff_base, cap_s=self._backoff_cap, rng=self._rng)
-
-    async def _wait(self, backoff: Backoff, reply: _Reply) -> None:
-        retry_after = parse_retry_after(reply.headers.get("Retry-After"), self._clock.now())
-        delay = backoff.next_delay(retry_after)
-        log.info("sync_retry", delay_s=round(delay, 3), after=self._describe(reply))
-        await self._sleep(delay)
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        data: bytes | None = None,
-        headers: dict[str, str] | None = None,
-        max_bytes: int = MAX_REPLY_BYTES,
-    ) -> _Reply:
-        """One request with retries on network errors, timeouts, 5xx and 429."""
-        session = self._get_session()
-        backoff = self._new_backoff()
-        hdrs = {**(headers or {}), **self._auth()}
-        reply = _Reply(0, b"")
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                async with session.request(
-                    method, self._base + path, data=data, headers=hdrs
-                ) as resp:
-                    reply = _Reply(resp.status, await _read_capped(resp, max_bytes))
-                    reply.headers = CIMultiDict(resp.headers)
-            except (aiohttp.ClientError, TimeoutError) as e:
-                reply = _Reply(0, _net_error(e).encode())
-            except _TooLarge as e:
-                raise SyncError("bad_reply", str(e)) from None
-            if reply.status and reply.status not in _RETRY_STATUSES:
-                return reply
-            if attempt < self._max_attempts:
-                await self._wait(backoff, reply)
-        code = "unreachable" if reply.status == 0 else "server_error"
-        raise SyncError(code, f"{method} {path}: {self._describe(reply)}")
-
-    @staticmethod
-    def _describe(reply: _Reply) -> str:
-        if reply.status == 0:
-            return f"no answer: {reply.body.decode(errors='replace')}"
-        return f"HTTP {reply.status}"
-
-    @staticmethod
-    def _error_of(reply: _Reply) -> Any:
-        try:
-            return decode_error(reply.body)
-        except WireError:
-            return _PlainError(reply.body.decode("utf-8", errors="replace")[:200])
-
-    @staticmethod
-    def _final_error(reply: _Reply, code: str, message: str) -> SyncError:
-        if reply.status in (401, 403):
-            return SyncError("unauthorized", f"HTTP {reply.status}: {code} {message}".strip())
-        if reply.status == 422:
-            return SyncError("rejected", f"HTTP 422: {code} {message}".strip())
-        return SyncError("rejected", f"HTTP {reply.status}: {code} {message}".strip())
 
     # --- logging on change, events ----------------------------------------------------
 
@@ -599,53 +469,6 @@ class SyncClient:
             self._on_event(SyncEvent(kind, self.acked_seq, local.seq, message))
 
 
-@dataclass
-class _PlainError:
-    """A non-JSON error body, shaped like wire.UploadError."""
-
-    message: str
-    error: str = ""
-    head: Head | None = None
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _net_error(e: BaseException) -> str:
-    """A network failure in one short line (aiohttp's reprs run to hundreds of chars)."""
-    text = str(e) or type(e).__name__
-    if isinstance(e, aiohttp.ClientConnectorError):
-        text = f"cannot connect to {e.host}:{e.port} ({e.os_error.strerror or e.os_error})"
-    elif isinstance(e, TimeoutError):
-        text = "timed out"
-    return text[:200]
-
-
-async def split_lines(
-    chunks: AsyncIterator[bytes], *, max_line: int, max_total: int
-) -> AsyncIterator[bytes]:
-    """Re-cut a byte stream into lines (each with its newline; a last one maybe without).
-
-    Raises FeedRejected past ``max_total`` bytes or when a line outgrows ``max_line``
-    before its newline arrives (so a hostile stream cannot fill memory).
-    """
-    buf = b""
-    total = 0
-    async for chunk in chunks:
-        total += len(chunk)
-        if total > max_total:
-            raise FeedRejected(f"card feed larger than {max_total} bytes")
-        parts = (buf + chunk).split(b"\n")
-        buf = parts.pop()
-        if len(buf) > max_line:
-            raise FeedRejected(f"a card feed line is longer than {max_line} bytes")
-        for line in parts:
-            yield line + b"\n"
-    if buf:
-        yield buf
-
-
 async def _discard(task: asyncio.Task[Any] | None) -> None:
     """Cancel a read-ahead that is no longer wanted and wait for it to end."""
     if task is None:
@@ -655,18 +478,3 @@ async def _discard(task: asyncio.Task[Any] | None) -> None:
     await asyncio.wait([task])
     if not task.cancelled():
         task.exception()  # retrieved: a failed read-ahead is simply not used
-
-
-async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
-    """The whole body, refusing more than ``max_bytes`` (a server is input too)."""
-    if resp.content_length is not None and resp.content_length > max_bytes:
-        raise _TooLarge(f"reply of {resp.content_length} bytes is over {max_bytes}")
-    data = await resp.content.read(max_bytes + 1)
-    while len(data) <= max_bytes:
-        more = await resp.content.read(max_bytes + 1 - len(data))
-        if not more:
-            break
-        data += more
-    if len(data) > max_bytes:
-        raise _TooLarge(f"reply is over {max_bytes} bytes")
-    return data

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sync.catalog import FeedRejected
-from sync.client import split_lines
+from sync.http import split_lines
 
 
 async def _chunks(data: bytes, cuts: list[int]) -> AsyncIterator[bytes]:
@@ -20,8 +20,9 @@ async def _chunks(data: bytes, cuts: list[int]) -> AsyncIterator[bytes]:
     yield data[last:]
 
 
-async def _collect(data: bytes, cuts: list[int], **limits: int) -> list[bytes]:
-    return [line async for line in split_lines(_chunks(data, cuts), **limits)]
+async def _collect(data: bytes, cuts: list[int], *, max_line: int, max_total: int) -> list[bytes]:
+    chunks = _chunks(data, cuts)
+    return [line async for line in split_lines(chunks, max_line=max_line, max_total=max_total)]
 
 
 lines_st = st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=20)
