@@ -301,7 +301,9 @@ class LedgerStore:
                 target = f"file:{path}"
             try:
                 conn = await aiosqlite.connect(target, uri=True, isolation_level=None)
-                head = await _call(conn, _prepare, path, terminal, readonly, integrity_check)
+                head = await run_in_connection_thread(
+                    conn, _prepare, path, terminal, readonly, integrity_check
+                )
             except sqlite3.DatabaseError as e:
                 if isinstance(e, sqlite3.OperationalError) and "unable to open" in str(e):
                     raise LedgerError(f"cannot open ledger {path}: {e}") from e
@@ -433,7 +435,7 @@ class LedgerStore:
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
-            outcomes = await _call(
+            outcomes = await run_in_connection_thread(
                 self._conn, _write_batch, self._terminal, [p.draft for p in batch]
             )
         except Exception as e:  # every failure reaches the caller as a LedgerError
@@ -446,7 +448,7 @@ class LedgerStore:
                 self._failing = True
                 log.error("ledger_commit_failed", path=str(self._path), error=str(e))
             with contextlib.suppress(Exception):
-                self._head = await _call(self._conn, _read_head)
+                self._head = await run_in_connection_thread(self._conn, _read_head)
             if not batch[0].future.done():
                 batch[0].future.set_exception(
                     LedgerError(f"ledger {self._path}: the entry was not written: {e}")
@@ -497,12 +499,12 @@ class LedgerStore:
 
     async def refresh_head(self) -> Head:
         """Re-read the head from the database (a readonly store follows a writer)."""
-        self._head = await self._guard(_call(self._conn, _read_head))
+        self._head = await self._guard(run_in_connection_thread(self._conn, _read_head))
         return self._head
 
     async def count(self) -> int:
         """Number of stored entries."""
-        return await self._guard(_call(self._conn, _count))
+        return await self._guard(run_in_connection_thread(self._conn, _count))
 
     async def verify(self, progress: Callable[[int, int], None] | None = None) -> ChainError | None:
         """Check the whole chain; the first bad seq, or None when every entry verifies.
@@ -514,7 +516,7 @@ class LedgerStore:
         while True:
             # Small chunks on a writer's connection: appends wait behind each chunk.
             chunk = _VERIFY_CHUNK if self._readonly else _VERIFY_CHUNK_WRITER
-            res = await self._guard(_call(self._conn, _verify_chunk, st, chunk))
+            res = await self._guard(run_in_connection_thread(self._conn, _verify_chunk, st, chunk))
             if progress is not None:
                 progress(st.checked, max(total, st.checked))
             if isinstance(res, ChainError):
@@ -527,7 +529,7 @@ class LedgerStore:
         try:
             conn = await aiosqlite.connect(f"file:{self._path}?mode=ro", uri=True)
             try:
-                await _call(conn, _quick_check, self._path)
+                await run_in_connection_thread(conn, _quick_check, self._path)
             finally:
                 await conn.close()
         except sqlite3.DatabaseError as e:
@@ -559,8 +561,17 @@ def _disk_full(e: sqlite3.Error) -> bool:
     return getattr(e, "sqlite_errorcode", None) == 13 or "disk is full" in str(e)
 
 
-async def _call(conn: aiosqlite.Connection, fn: Callable[..., _T], *args: Any) -> _T:
-    """Run ``fn(raw_sqlite3_connection, *args)`` in aiosqlite's thread: one hop."""
+async def run_in_connection_thread(
+    conn: aiosqlite.Connection, fn: Callable[..., _T], *args: Any
+) -> _T:
+    """Run ``fn(sqlite3_connection, *args)`` in aiosqlite's thread: one hop.
+
+    aiosqlite's public API awaits one statement at a time; a transaction that reads,
+    decides and writes would take several hops and let other calls on the connection
+    run in the middle of it. This is the project's one use of aiosqlite's private
+    ``Connection._execute`` and ``._conn``: the version is pinned in pyproject.toml and
+    tests/test_layering.py fails loudly when an upgrade moves either name.
+    """
 
     def bound() -> _T:
         raw = conn._conn  # the sqlite3.Connection owned by aiosqlite's thread

@@ -24,6 +24,7 @@ from ledger.canonical import canonical
 from ledger.clock import Clock, SystemClock, format_ts
 from ledger.domain import CardRecord, CardRemoved, CardStatus, Rules
 from ledger.entry import GENESIS_HASH, Entry, EntryKind
+from ledger.store import run_in_connection_thread
 from sync.central.verify import VerifiedBatch
 from sync.wire import CardsEnd, CardsHeader, Head, encode_line
 
@@ -191,16 +192,6 @@ def _prepare(db: sqlite3.Connection) -> None:
         raise CentralError(f"database schema {version}, this server knows {SCHEMA_VERSION}")
 
 
-async def _call(conn: aiosqlite.Connection, fn: Callable[..., _T], *args: Any) -> _T:
-    """Run ``fn(raw_sqlite3_connection, *args)`` in aiosqlite's thread: one hop."""
-
-    def bound() -> _T:
-        raw: sqlite3.Connection = conn._conn
-        return fn(raw, *args)
-
-    return await conn._execute(bound)  # type: ignore[no-untyped-call,no-any-return]
-
-
 class CentralDB:
     """The server's state: terminals, received entries, cards, partners' rules."""
 
@@ -219,7 +210,7 @@ class CentralDB:
         except (OSError, sqlite3.Error) as e:
             raise CentralError(f"cannot open database {p}: {e}") from e
         try:
-            await _call(conn, _prepare)
+            await run_in_connection_thread(conn, _prepare)
         except sqlite3.Error as e:
             await conn.close()
             raise CentralError(f"database {p} is not usable: {e}") from e
@@ -272,14 +263,14 @@ class CentralDB:
 
             _tx(db, body)
 
-        await _call(self._conn, work)
+        await run_in_connection_thread(self._conn, work)
         log.info("terminal_enrolled", terminal=terminal_id, partner=partner_id)
 
     async def terminal(self, terminal_id: str) -> TerminalRow | None:
         def work(db: sqlite3.Connection) -> TerminalRow | None:
             return _terminal_row(db.execute(_T_SELECT + " WHERE id = ?", (terminal_id,)).fetchone())
 
-        return await _call(self._conn, work)
+        return await run_in_connection_thread(self._conn, work)
 
     async def terminal_by_token(self, token: str) -> TerminalRow | None:
         digest = token_digest(token)
@@ -289,14 +280,14 @@ class CentralDB:
                 db.execute(_T_SELECT + " WHERE token_sha256 = ?", (digest,)).fetchone()
             )
 
-        return await _call(self._conn, work)
+        return await run_in_connection_thread(self._conn, work)
 
     async def heads(self) -> list[TerminalRow]:
         def work(db: sqlite3.Connection) -> list[TerminalRow]:
             rows = db.execute(_T_SELECT + " ORDER BY id").fetchall()
             return [r for r in map(_terminal_row, rows) if r is not None]
 
-        return await _call(self._conn, work)
+        return await run_in_connection_thread(self._conn, work)
 
     async def trust_key(self, terminal_id: str, public_key_b64: str) -> str | None:
         """Trust-on-first-use: store the key if none is enrolled; return the enrolled key."""
@@ -314,7 +305,7 @@ class CentralDB:
 
             return _tx(db, body)
 
-        key = await _call(self._conn, work)
+        key = await run_in_connection_thread(self._conn, work)
         if key == public_key_b64:
             log.warning("terminal_key_trusted_on_first_use", terminal=terminal_id)
         return key
@@ -326,7 +317,7 @@ class CentralDB:
             ).fetchone()
             return int(row[0])
 
-        return await _call(self._conn, work)
+        return await run_in_connection_thread(self._conn, work)
 
     async def entries(self, terminal_id: str, after_seq: int = 0) -> list[dict[str, Any]]:
         """Received entries of a terminal, as received (raw objects)."""
@@ -338,7 +329,7 @@ class CentralDB:
             ).fetchall()
             return [r[0] for r in rows]
 
-        return [msgspec.json.decode(b) for b in await _call(self._conn, work)]
+        return [msgspec.json.decode(b) for b in await run_in_connection_thread(self._conn, work)]
 
     # --- uploads ---------------------------------------------------------------------
 
@@ -347,12 +338,14 @@ class CentralDB:
     ) -> AppendOutcome:
         """Append a verified batch if it extends the head; classify replay / gap / fork."""
         now = self._now()
-        return await _call(self._conn, _append_tx, terminal_id, partner_id, batch, now)
+        return await run_in_connection_thread(
+            self._conn, _append_tx, terminal_id, partner_id, batch, now
+        )
 
     # --- cards -----------------------------------------------------------------------
 
     async def cards_version(self) -> int:
-        return await _call(self._conn, _meta, "cards_version")
+        return await run_in_connection_thread(self._conn, _meta, "cards_version")
 
     async def upsert_cards(
         self,
@@ -401,7 +394,7 @@ class CentralDB:
 
             return _tx(db, body)
 
-        return await _call(self._conn, work)
+        return await run_in_connection_thread(self._conn, work)
 
     async def compact_cards(self) -> int:
         """Forget removed cards; terminals older than now get the full list next time."""
@@ -415,7 +408,7 @@ class CentralDB:
 
             return _tx(db, body)
 
-        return await _call(self._conn, work)
+        return await run_in_connection_thread(self._conn, work)
 
     async def set_card_status(self, number: str, status: CardStatus) -> bool:
         """Change a card's status (block, unblock...); False when the card is unknown."""
@@ -440,7 +433,7 @@ class CentralDB:
 
             return _tx(db, body)
 
-        return await _call(self._conn, work)
+        return await run_in_connection_thread(self._conn, work)
 
     async def card(self, number: str) -> CardRecord | None:
         def work(db: sqlite3.Connection) -> bytes | None:
@@ -450,18 +443,18 @@ class CentralDB:
             ).fetchone()
             return None if row is None else _card_line(row[0], row[1], row[2])
 
-        line = await _call(self._conn, work)
+        line = await run_in_connection_thread(self._conn, work)
         return None if line is None else msgspec.json.decode(line, type=CardRecord)
 
     async def card_feed(self, since: int | None) -> AsyncGenerator[bytes, None]:
         """NDJSON chunks of the card feed: header, cards (full) or changes (delta), end."""
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         try:
-            header, cursor = await _call(conn, _feed_start, since)
+            header, cursor = await run_in_connection_thread(conn, _feed_start, since)
             yield encode_line(header)
             count = 0
             while True:
-                chunk, n = await _call(conn, _feed_chunk, cursor, header.full)
+                chunk, n = await run_in_connection_thread(conn, _feed_chunk, cursor, header.full)
                 if not n:
                     break
                 count += n
@@ -490,26 +483,26 @@ class CentralDB:
                 ),
             )
 
-        await _call(self._conn, work)
+        await run_in_connection_thread(self._conn, work)
 
     async def rules(self, partner_id: str) -> Rules | None:
         """The partner's rules as served: persons_used = base + residents counted here."""
-        return await _call(self._conn, _rules_tx, partner_id)
+        return await run_in_connection_thread(self._conn, _rules_tx, partner_id)
 
     async def partners(self) -> list[str]:
         def work(db: sqlite3.Connection) -> list[str]:
             return [r[0] for r in db.execute("SELECT id FROM partners ORDER BY id")]
 
-        return await _call(self._conn, work)
+        return await run_in_connection_thread(self._conn, work)
 
     async def meta(self, key: str) -> int:
-        return await _call(self._conn, _meta, key)
+        return await run_in_connection_thread(self._conn, _meta, key)
 
     async def set_meta(self, key: str, value: int) -> None:
         def work(db: sqlite3.Connection) -> None:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
-        await _call(self._conn, work)
+        await run_in_connection_thread(self._conn, work)
 
 
 # --- work run in aiosqlite's thread ----------------------------------------------------
