@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SYSSTAMP := $(VENV)/.sysdeps-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest setup sysdeps bench chaos clean
+.PHONY: demo test lint typecheck pytest setup sysdeps bench chaos clean deb
 
 demo: setup
 	$(BIN)/kartapos demo
@@ -44,6 +44,10 @@ SALES ?= 200
 chaos: setup
 	CHAOS_SEEDS=$(SEED) CHAOS_SALES=$(SALES) $(BIN)/python -m pytest -s -q \
 		tests/chaos/test_chaos.py -k "chaos_run" -p no:cacheprovider
+
+# dist/kartapos_<version>_<arch>.deb (KARTAPOS_DEB_COMPRESSION=xz|gzip|zstd|none)
+deb: setup
+	$(BIN)/python packaging/deb/build.py --out dist
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -13,6 +13,10 @@ pkgs=(
   udev                    # udevadm (the rules check); Debian ships it apart from systemd
   strace                  # the syscall-filter test
   mount                   # the chaos harness's tmpfs state dir
+  # make deb and tests/packaging: the venv is built with Debian's own python3
+  python3.11-venv python3-dev dpkg-dev binutils
+  lintian                 # the package must be lintian clean
+  debootstrap debian-archive-keyring  # a throwaway Debian root to install the package into
 )
 if [ "${1:-}" = "--list" ]; then
   printf '%s\n' "${pkgs[@]}"
