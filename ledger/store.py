@@ -82,6 +82,41 @@ def ledger_path(state_dir: str | Path) -> Path:
     return Path(state_dir) / LEDGER_FILE
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerInfo:
+    """Whose a ledger file is and how far it goes (``terminal`` None: not recorded)."""
+
+    terminal: str | None
+    head: Head
+
+
+async def ledger_info(path: str | Path) -> LedgerInfo:
+    """Read which terminal the ledger at ``path`` belongs to, and its head, read-only.
+
+    Unlike ``LedgerStore.open`` it does not refuse another terminal's file (so a caller
+    can name its owner), runs no integrity check and takes no lock.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise LedgerError(f"no ledger at {path}")
+
+    def read(db: sqlite3.Connection) -> LedgerInfo:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version != SCHEMA_VERSION:
+            raise LedgerCorruptError(f"{path} is not a kartapos ledger (schema {version})")
+        row = db.execute("SELECT value FROM meta WHERE key='terminal'").fetchone()
+        return LedgerInfo(None if row is None else str(row[0]), _read_head(db))
+
+    try:
+        conn = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return await run_in_connection_thread(conn, read)
+        finally:
+            await conn.close()
+    except sqlite3.DatabaseError as e:
+        raise LedgerCorruptError(f"ledger {path} cannot be read: {e}") from e
+
+
 class LedgerError(Exception):
     """Base of every ledger store failure."""
 

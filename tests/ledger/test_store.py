@@ -23,6 +23,7 @@ from ledger.store import (
     LedgerError,
     LedgerLockedError,
     LedgerStore,
+    ledger_info,
 )
 from tests.conftest import REPO_ROOT
 from tests.ledger.test_store_support import raw, sale
@@ -282,6 +283,31 @@ async def test_a_ledger_of_another_terminal_is_refused(db_path: Path) -> None:
         await LedgerStore.open(db_path, terminal="T-0002")
     with pytest.raises(LedgerError, match="T-0001"):
         await LedgerStore.open(db_path, terminal="T-0002", readonly=True)
+
+
+async def test_ledger_info_names_the_owner_and_head_without_writing(db_path: Path) -> None:
+    with pytest.raises(LedgerError, match=str(db_path)):
+        await ledger_info(db_path)
+    assert await asyncio.to_thread(os.listdir, db_path.parent) == []
+    async with await LedgerStore.open(db_path, terminal="T-0001") as store:
+        await store.append(sale(1))
+        last = (await store.append(sale(2))).entry
+        # Beside the writer: no lock is taken.
+        info = await ledger_info(db_path)
+    assert (info.terminal, info.head.seq, info.head.hash) == ("T-0001", 2, last.hash)
+    with raw(db_path) as db:
+        assert db.execute("SELECT count(*) FROM entries").fetchone()[0] == 2
+
+
+async def test_ledger_info_of_a_file_that_is_no_ledger_is_an_error(db_path: Path) -> None:
+    await asyncio.to_thread(db_path.write_bytes, b"this is not a database at all" * 200)
+    with pytest.raises(LedgerCorruptError, match=str(db_path)):
+        await ledger_info(db_path)
+    await asyncio.to_thread(db_path.unlink)
+    with raw(db_path) as db:
+        db.execute("CREATE TABLE t (x)")
+    with pytest.raises(LedgerCorruptError, match="not a kartapos ledger"):
+        await ledger_info(db_path)
 
 
 async def test_append_after_close_is_refused(db_path: Path) -> None:
