@@ -27,7 +27,7 @@ from config.schema import Config
 from config.version import package_version
 from ledger.clock import FakeClock
 from ledger.store import LedgerStore
-from terminal.cmd_doctor import Check, Level, diagnose, exit_code
+from terminal.doctor import Check, Level, diagnose, exit_code
 from tests.conftest import REPO_ROOT
 from tests.drivers.pcsc_harness import (
     LOCK_FILE,
