@@ -134,12 +134,60 @@ def request_fields(e: Entry | Draft) -> tuple[Any, ...]:
     )
 
 
+class Head(msgspec.Struct, frozen=True, kw_only=True):
+    """The last entry of a chain: its seq and hash; (0, 64 zeros) when there is none.
+
+    The terminal's store, the sync client and the city server all speak of heads; this
+    is the one type (also the wire form of ``GET /v1/terminals/{tid}/head``).
+    """
+
+    seq: int
+    hash: str
+
+    @classmethod
+    def genesis(cls) -> Head:
+        return cls(seq=0, hash=GENESIS_HASH)
+
+
 @dataclass(frozen=True)
 class ChainError:
     """The first place a chain does not verify."""
 
     seq: int
     reason: str
+
+
+class ChainCursor:
+    """Walks a chain link by link: the one check of seq, prev_hash and hash.
+
+    The in-memory verifier below, the store's streaming verify and the city server's
+    batch check all follow links with it, so the three cannot disagree about the chain.
+    """
+
+    __slots__ = ("hash", "seq")
+
+    def __init__(self, head: Head | None = None) -> None:
+        start = head or Head.genesis()
+        self.seq = start.seq
+        self.hash = start.hash
+
+    def follow(self, seq: object, prev_hash: object, hash_: object, body: bytes) -> str | None:
+        """Check the next entry (``body``: canonical bytes without the two hashes).
+
+        Returns why it does not link, or None and moves on to it.
+        """
+        expect = self.seq + 1
+        if seq != expect:
+            return f"expected seq {expect}, found {seq}"
+        if prev_hash != self.hash:
+            return "prev_hash does not link to the previous entry"
+        if (
+            not isinstance(hash_, str)
+            or hashlib.sha256(bytes.fromhex(self.hash) + body).hexdigest() != hash_
+        ):
+            return "hash does not match the entry's content"
+        self.seq, self.hash = expect, hash_
+        return None
 
 
 def verify_chain(
@@ -149,19 +197,12 @@ def verify_chain(
     start_hash: str = GENESIS_HASH,
 ) -> ChainError | None:
     """Check seq continuity, prev_hash links and every hash; None when all verify."""
-    expect_seq, prev = start_seq, start_hash
+    cursor = ChainCursor(Head(seq=start_seq - 1, hash=start_hash))
     for e in entries:
         d = e.to_dict() if isinstance(e, Entry) else e
-        seq = d.get("seq")
-        if seq != expect_seq:
-            return ChainError(expect_seq, f"expected seq {expect_seq}, found {seq}")
-        if d.get("prev_hash") != prev:
-            return ChainError(expect_seq, "prev_hash does not link to the previous entry")
-        h = chain_hash(prev, body_bytes(d))
-        if d.get("hash") != h:
-            return ChainError(expect_seq, "hash does not match the entry's content")
-        prev = h
-        expect_seq += 1
+        why = cursor.follow(d.get("seq"), d.get("prev_hash"), d.get("hash"), body_bytes(d))
+        if why is not None:
+            return ChainError(cursor.seq + 1, why)
     return None
 
 

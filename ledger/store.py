@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import hashlib
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,9 +37,11 @@ import structlog
 from ledger.clock import parse_ts, unix_ms
 from ledger.entry import (
     GENESIS_HASH,
+    ChainCursor,
     ChainError,
     Draft,
     Entry,
+    Head,
     body_bytes,
     entry_decoder,
     request_fields,
@@ -141,14 +142,6 @@ class IdempotencyConflict(LedgerError):
 
 
 @dataclass(frozen=True, slots=True)
-class Head:
-    """The last entry's seq and hash; (0, GENESIS_HASH) for an empty ledger."""
-
-    seq: int
-    hash: str
-
-
-@dataclass(frozen=True, slots=True)
 class Appended:
     """The outcome of an append: the entry, and whether this call wrote it."""
 
@@ -186,7 +179,7 @@ _Outcome = Appended | LedgerError
 
 def _read_head(db: sqlite3.Connection) -> Head:
     row = db.execute("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
-    return Head(0, GENESIS_HASH) if row is None else Head(int(row[0]), str(row[1]))
+    return Head.genesis() if row is None else Head(seq=int(row[0]), hash=str(row[1]))
 
 
 def _write_batch(db: sqlite3.Connection, terminal: str, drafts: list[Draft]) -> list[_Outcome]:
@@ -247,30 +240,29 @@ class _VerifyState:
 
 def _verify_chunk(db: sqlite3.Connection, st: _VerifyState, limit: int) -> ChainError | bool:
     """Check up to ``limit`` rows after ``st.seq``; True when the end was reached."""
-    sha256 = hashlib.sha256
-    fromhex = bytes.fromhex
     decode_seq = _seq_decoder.decode
-    expect, prev = st.seq + 1, st.prev
+    cursor = ChainCursor(Head(seq=st.seq, hash=st.prev))
+    follow = cursor.follow
     n = 0
     cur = db.execute(f"{_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", (st.seq, limit))
     for seq, prev_hash, h, body in cur:
         n += 1
+        expect = cursor.seq + 1
         if seq != expect:
             return ChainError(expect, f"entry seq {expect} is missing (next stored: {seq})")
-        if prev_hash != prev:
-            return ChainError(seq, "prev_hash does not link to the previous entry")
         try:
             body_seq = decode_seq(body).seq
-            computed = sha256(fromhex(prev) + body).hexdigest()
         except (msgspec.DecodeError, ValueError, TypeError):
             return ChainError(seq, "the stored entry is not readable JSON")
         if body_seq != seq:
             return ChainError(seq, f"the entry's own seq is {body_seq}, stored as {seq}")
-        if computed != h:
-            return ChainError(seq, "hash does not match the entry's content")
-        prev = h
-        expect += 1
-    st.seq, st.prev, st.checked = expect - 1, prev, st.checked + n
+        try:
+            why = follow(seq, prev_hash, h, body)
+        except (ValueError, TypeError):  # a stored prev hash that is not hex
+            why = "prev_hash does not link to the previous entry"
+        if why is not None:
+            return ChainError(seq, why)
+    st.seq, st.prev, st.checked = cursor.seq, cursor.hash, st.checked + n
     return n < limit
 
 
@@ -494,7 +486,7 @@ class LedgerStore:
             log.info("ledger_commit_recovered", path=str(self._path))
         for p, out in zip(batch, outcomes, strict=True):
             if isinstance(out, Appended) and out.created:
-                self._head = Head(out.entry.seq, out.entry.hash)
+                self._head = Head(seq=out.entry.seq, hash=out.entry.hash)
             if p.future.done():
                 continue
             if isinstance(out, Appended):

@@ -29,13 +29,12 @@ import structlog
 from config.faults import fault_point
 from config.schema import Config
 from ledger.clock import Clock, format_ts, parse_ts
-from ledger.entry import GENESIS_HASH, Entry
+from ledger.entry import GENESIS_HASH, Entry, Head
 from ledger.store import LedgerError, LedgerStore
 from sync.catalog import Catalog, CatalogError, FeedResult
 from sync.http import CityHttp, Sleep, SyncError, real_sleep
 from sync.keys import TerminalKey
 from sync.wire import (
-    Head,
     UploadBatch,
     WireError,
     decode_head,

@@ -24,7 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ledger.domain import CardRecord, CardRemoved, Rules
-from ledger.entry import GENESIS_HASH, Entry
+
+# A chain's head on the wire is ledger.entry.Head: one type, everywhere.
+from ledger.entry import Entry, Head
 
 NDJSON = "application/x-ndjson"
 
@@ -45,17 +47,6 @@ ErrorCode = Literal[
     "unsupported_encoding",  # 415
     "internal",  # 500
 ]
-
-
-class Head(msgspec.Struct, frozen=True, kw_only=True):
-    """The last entry the server holds for a terminal (0 and 64 zeros when none)."""
-
-    seq: int
-    hash: str
-
-    @classmethod
-    def genesis(cls) -> Head:
-        return cls(seq=0, hash=GENESIS_HASH)
 
 
 class UploadBatch(msgspec.Struct, frozen=True, kw_only=True):

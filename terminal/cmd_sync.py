@@ -134,9 +134,7 @@ async def _run_here(
     except KeyFileError as e:
         raise _Refused(str(e)) from None
     try:
-        store = await LedgerStore.open(
-            ledger_path(state), terminal=cfg.terminal.id, readonly=True
-        )
+        store = await LedgerStore.open(ledger_path(state), terminal=cfg.terminal.id, readonly=True)
     except LedgerError as e:
         raise _Refused(str(e)) from None
     try:

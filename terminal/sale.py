@@ -19,7 +19,8 @@ from config.faults import fault_point
 from config.schema import Config
 from config.version import package_version
 from drivers.events import CardRead, ReaderState, ReadRejected
-from ledger.cards import CardNumberError, CardNumberFormat, mask
+from drivers.factory import card_number_format
+from ledger.cards import CardNumberError, mask
 from ledger.clock import Clock, format_ts, local_date
 from ledger.domain import CardRecord, Rules
 from ledger.entry import Draft, Entry, EntryKind, request_fields
@@ -113,11 +114,7 @@ class SaleService:
         self._clock = clock
         self._tz = ZoneInfo(cfg.terminal.timezone)
         self._policy = offline_policy(cfg)
-        self._format = CardNumberFormat(
-            pattern=cfg.cards.number_pattern,
-            issuer_digits=cfg.cards.issuer_digits,
-            digit_lengths=tuple(cfg.cards.digit_lengths),
-        )
+        self._format = card_number_format(cfg.cards)
         self._card_locks: dict[str, tuple[asyncio.Lock, int]] = {}
         # Card records of the current card-list version (a lookup is a thread hop).
         self._cards: dict[str, CardRecord] = {}

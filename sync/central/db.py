@@ -23,10 +23,10 @@ import structlog
 from ledger.canonical import canonical
 from ledger.clock import Clock, SystemClock, format_ts
 from ledger.domain import CardRecord, CardRemoved, CardStatus, Rules
-from ledger.entry import GENESIS_HASH, Entry, EntryKind
+from ledger.entry import GENESIS_HASH, Entry, EntryKind, Head
 from ledger.store import run_in_connection_thread
 from sync.central.verify import VerifiedBatch
-from sync.wire import CardsEnd, CardsHeader, Head, encode_line
+from sync.wire import CardsEnd, CardsHeader, encode_line
 
 log = structlog.get_logger()
 

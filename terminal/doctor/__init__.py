@@ -16,7 +16,7 @@ from pathlib import Path
 
 from config.schema import Config, ReaderSection
 from ledger.clock import Clock
-from ledger.store import Head
+from ledger.entry import Head
 from terminal.doctor.city import check_daemon, check_sync
 from terminal.doctor.clock import check_clock, check_timezone
 from terminal.doctor.printer import check_printer

@@ -16,7 +16,7 @@ import msgspec
 
 from config.schema import Config, parse_listen
 from ledger.clock import Clock
-from ledger.store import Head
+from ledger.entry import Head
 from sync.http import CityHttp, SyncError
 from sync.wire import decode_head
 from terminal.auth import TOKEN_FILE

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from config.schema import Config
 from ledger.clock import Clock
-from ledger.store import Head, LedgerError, LedgerStore, ledger_info, ledger_path
+from ledger.entry import Head
+from ledger.store import LedgerError, LedgerStore, ledger_info, ledger_path
 from terminal.auth import TOKEN_FILE
 from terminal.doctor.access import SERVICE_USER, owner
 from terminal.doctor.report import Check, fail, ok, warn

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.domain import CardRecord, CardRemoved, CardStatus, Holder, Program
-from ledger.entry import GENESIS_HASH, Draft, Entry, seal
+from ledger.entry import GENESIS_HASH, Draft, Entry, Head, seal
 from sync import wire
 
 _text = st.text(alphabet=st.characters(codec="utf-8"), max_size=20)
@@ -143,7 +143,7 @@ def test_upload_batch_encodes_entries_in_full_and_server_reads_them_raw() -> Non
 
 
 def test_error_reply_omits_empty_members() -> None:
-    gap = wire.UploadError(error="gap", head=wire.Head.genesis())
+    gap = wire.UploadError(error="gap", head=Head.genesis())
     assert msgspec.json.decode(wire.encode(gap)) == {
         "error": "gap",
         "head": {"seq": 0, "hash": GENESIS_HASH},
