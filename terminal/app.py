@@ -208,7 +208,11 @@ class Daemon:
             demo=self.demo,
         )
         app = build_app(ctx, max_body_bytes=cfg.api.max_body_bytes)
-        self.runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5)
+        # The local API takes no compressed bodies: with aiohttp's inflating off, a broken
+        # one is a JSON 400 from the API, not a plain-text answer from the HTTP parser.
+        self.runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=5, auto_decompress=False
+        )
         self.host, self.port = host, port
 
     # --- what the API asks for -------------------------------------------------------

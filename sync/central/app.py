@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Final, NoReturn, Self
+from typing import Any, Final, NoReturn, Self
 
 import structlog
 from aiohttp import web
@@ -18,9 +19,10 @@ from aiohttp.typedefs import Handler, Middleware
 from config.schema import CentralConfig, parse_listen
 from ledger.canonical import canonical
 from ledger.clock import Clock, SystemClock
+from ledger.entry import Head
 from sync.central.db import CentralDB, TerminalRow
 from sync.central.verify import BatchRejected, check_signature, verify_chain_of
-from sync.wire import NDJSON, Head, UploadError, UploadOk, WireError, decode_upload, encode
+from sync.wire import NDJSON, UploadError, UploadOk, WireError, decode_upload, encode
 
 log = structlog.get_logger()
 
@@ -145,18 +147,42 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         )
     if request.content_length is not None and request.content_length > limit:
         raise Reply(413, "too_large", f"request body over {limit} bytes", close=True)
+    # aiohttp's own inflating is off (CentralServer): a broken stream would be answered in
+    # plain text before this handler ran, and the inflated size would not be bounded.
+    inflate = _inflater(enc)
     buf = bytearray()
     try:
         async for chunk in request.content.iter_chunked(1 << 16):
-            buf += chunk
+            buf += chunk if inflate is None else _inflate(inflate, chunk, limit - len(buf))
             if len(buf) > limit:
                 raise Reply(413, "too_large", f"request body over {limit} bytes", close=True)
-    except (HttpProcessingError, web.RequestPayloadError) as e:
+        if inflate is not None:
+            buf += inflate.flush()
+            if not inflate.eof:
+                raise zlib.error("the compressed stream is cut short")
+    except (HttpProcessingError, web.RequestPayloadError, zlib.error) as e:
         reason = str(e).replace("\n", " ")
         raise Reply(
             400, "bad_request", f"request body cannot be read: {reason}", close=True
         ) from None
+    if len(buf) > limit:
+        raise Reply(413, "too_large", f"request body over {limit} bytes", close=True)
     return bytes(buf)
+
+
+def _inflater(encoding: str) -> Any:
+    """A zlib decompressor for the Content-Encoding, or None for an identity body."""
+    if encoding == "gzip":
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj(zlib.MAX_WBITS)
+    return None
+
+
+def _inflate(inflate: Any, chunk: bytes, room: int) -> bytes:
+    """Inflate ``chunk``, never more than ``room`` + 1 bytes (the caller then says 413)."""
+    out: bytes = inflate.decompress(chunk, max(room, 0) + 1)
+    return out
 
 
 def _refuse_with_head(e: BatchRejected, head: Head) -> NoReturn:
@@ -340,7 +366,10 @@ class CentralServer:
             if c.seed_demo:
                 await seed_demo_into(self._db)
             app = build_app(self._db, self.cfg, middlewares=self._middlewares)
-            self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+            # auto_decompress off: _read_body inflates, bounded, and answers errors in JSON.
+            self._runner = web.AppRunner(
+                app, access_log=None, shutdown_timeout=2.0, auto_decompress=False
+            )
             await self._runner.setup()
             await web.TCPSite(self._runner, host, port).start()
         except BaseException:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import resource
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +14,8 @@ import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.entry import GENESIS_HASH, Entry, verify_chain
-from sync.wire import Head, UploadBatch, decode_error, encode, public_key_b64, sign_batch
+from ledger.entry import GENESIS_HASH, Entry, Head, verify_chain
+from sync.wire import UploadBatch, decode_error, encode, public_key_b64, sign_batch
 from tests.sync.central_harness import TERMINAL, CentralHarness, central, make_entries
 
 __all__ = ["central"]  # the fixture, imported for pytest
@@ -246,6 +248,41 @@ async def test_gzip_body_is_accepted(central: CentralHarness) -> None:
         status, body = await post(http, central.batch_body(chain), {"Content-Encoding": "br2"})
         assert (status, body["error"]) == (415, "unsupported_encoding")
     assert len(await stored(central)) == 50
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_broken_or_cut_compressed_bodies_are_json_400(
+    central: CentralHarness, encoding: str
+) -> None:
+    chain = make_entries(5)
+    packed = _compress(central.batch_body(chain), encoding)
+    async with central.session() as http:
+        status, reply = await post(http, packed, {"Content-Encoding": encoding})
+        assert status == 200, reply
+        # post() reads the reply as JSON: a plain-text answer from the HTTP parser fails it.
+        for broken in (b"\x00\xff garbage", packed[: len(packed) // 2]):
+            status, reply = await post(http, broken, {"Content-Encoding": encoding})
+            assert (status, reply["error"]) == (400, "bad_request")
+    assert len(await stored(central)) == 5
+
+
+async def test_a_compression_bomb_is_refused_without_inflating_it(tmp_path: Path) -> None:
+    # ~64 KiB that would inflate to 64 MiB; made in pieces so the test holds no 64 MiB.
+    z = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(1 << 20)
+    bomb = b"".join(z.compress(zeros) for _ in range(64)) + z.flush()
+    assert len(bomb) < 100_000
+    async with CentralHarness.start(tmp_path, max_body_bytes=1 << 20, seed=False) as h:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        async with h.session() as http:
+            status, reply = await post(http, bomb, {"Content-Encoding": "gzip"})
+        grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert (status, reply["error"]) == (413, "too_large")
+    assert grown_mb < 32, f"the server's memory grew {grown_mb:.0f} MB"
+
+
+def _compress(body: bytes, encoding: str) -> bytes:
+    return gzip.compress(body) if encoding == "gzip" else zlib.compress(body)
 
 
 async def test_oversize_body_is_413_and_nothing_is_stored(tmp_path: Path) -> None:
