@@ -120,7 +120,11 @@ class SyncScheduler:
         self._next_nightly = self._slot_after(clock.now())
 
     def trigger(self) -> None:
-        """Upload soon (a sale was made, an operator asked): ends the current wait."""
+        """Upload now and end the current wait (the scheduler's tests; no caller yet).
+
+        New entries are uploaded on the ``sync.upload_interval_s`` beat; an operator's sync
+        (``POST /api/v1/sync``, ``kartapos sync``) runs a whole cycle instead.
+        """
         self._next_upload = self._clock.monotonic()
         self._wake.set()
 
