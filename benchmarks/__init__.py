@@ -1,1 +1,1 @@
-"""Benchmarks against the budgets of DESIGN section 8; run with `make bench`."""
+"""Benchmarks against the budgets of docs/architecture.md §6; run with `make bench`."""

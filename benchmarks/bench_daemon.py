@@ -1,4 +1,4 @@
-"""The daemon's budgets (DESIGN section 8), against a real `kartapos run` process.
+"""The daemon's budgets (docs/architecture.md §6), against a real `kartapos run` process.
 
 - card read to screen: bytes written to a pty reader -> WebSocket message received, p99 <= 10 ms
 - sale: POST /api/v1/sales -> durable commit -> receipt bytes at a loopback 9100 printer,

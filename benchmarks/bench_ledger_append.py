@@ -1,6 +1,6 @@
 """Durable appends/s through LedgerStore vs a bare sqlite3 WAL+FULL insert-commit loop.
 
-Budget (DESIGN section 8): the daemon sustains >= 500 durable sales/s and >= 40 % of a
+Budget (docs/architecture.md §6): the daemon sustains >= 500 durable sales/s and >= 40 % of a
 bare WAL+FULL insert-commit loop measured in the same run; the store is the floor
 under that figure, so it must clear both with room to spare.
 

@@ -1,4 +1,6 @@
-"""Catalogue of 1,000,000 cards: full load, lookup p99, a 10,000-card delta (DESIGN 8).
+"""Catalogue of 1,000,000 cards: full load, lookup p99, a 10,000-card delta.
+
+Budgets: docs/architecture.md §6.
 
 Run: .venv/bin/python -m benchmarks.bench_sync_catalog [--cards N]
 """

@@ -1,10 +1,10 @@
 """Card read to the cashier's screen, measured in a real browser.
 
 bytes written to the pty reader -> the card's WebSocket message arrives in Chromium, and
--> the frame showing the card has been painted. The first is the DESIGN 8 budget (p99 <=
-10 ms; also measured without a browser by bench_daemon); the second adds the page's own
-work, layout and the wait for the next frame, and has the page's own target (p99 <= 50 ms,
-three frames at 60 Hz).
+-> the frame showing the card has been painted. The first is the docs/architecture.md §6
+budget (p99 <= 10 ms; also measured without a browser by bench_daemon); the second adds
+the page's own work, layout and the wait for the next frame, and has the page's own target
+(p99 <= 50 ms, three frames at 60 Hz).
 
 The whole stack runs as in tests/e2e (city server, loopback printer, pty reader, daemon as
 processes); times are taken with the machine's wall clock on both sides (Python before the

@@ -2,7 +2,7 @@
 
 One class for both. Without jitter (the readers) the delays are exactly 0.2, 0.4, 0.8 …
 capped at 5 s, back to the first after :meth:`Backoff.reset`. With full jitter (the
-sync client and scheduler, DESIGN section 9) each delay is drawn uniformly from [0,
+sync client and scheduler, docs/architecture.md §7) each delay is drawn uniformly from [0,
 that ceiling], so a fleet coming back after one outage does not retry in lockstep,
 and the server's ``Retry-After`` is a floor.
 

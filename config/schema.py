@@ -1,4 +1,4 @@
-"""The configuration schema (DESIGN section 5, CONTRACT keys plus kartapos' own).
+"""The configuration schema (docs/architecture.md §5.2, CONTRACT keys plus kartapos' own).
 
 Every section is a strict msgspec Struct: unknown keys, wrong types and bad values are
 rejected with the key path. Values that need more than a type check are checked in

@@ -1,7 +1,7 @@
 """The programme's data as the terminal holds it: cards, holders, benefit and points rules.
 
 These are also the wire types of the city server's card feed and rules document
-(DESIGN section 7), so `sync` decodes straight into them.
+(docs/architecture.md §5.4), so `sync` decodes straight into them.
 """
 
 from __future__ import annotations

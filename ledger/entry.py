@@ -1,4 +1,4 @@
-"""Ledger entries and the hash chain (DESIGN section 7, CONTRACT).
+"""Ledger entries and the hash chain (docs/architecture.md §5.4, CONTRACT).
 
 hash = sha256(bytes.fromhex(prev_hash) + canonical(entry minus "hash" and "prev_hash"))
 """

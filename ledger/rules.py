@@ -411,7 +411,7 @@ def card_snapshot(
     catalog: CatalogState,
     policy: OfflinePolicy,
 ) -> CardSnapshot:
-    """Everything the till says about a card now: CARDVIEW's facts (DESIGN section 6)."""
+    """Everything the till says about a card now: CARDVIEW's facts (docs/architecture.md §5.3)."""
     m = _Moment(card, usage, at, catalog, policy)
     birth = card.holder.birth_date
     return CardSnapshot(

@@ -211,7 +211,7 @@ class UsageBook:
 def card_balance(card: CardRecord, usage: UsageBook) -> int:
     """The card's points now: the synced balance plus this terminal's later entries.
 
-    DESIGN section 7: ``card.points`` (as of ``card.points_as_of``) plus the sum of
+    docs/architecture.md §5.4: ``card.points`` (as of ``card.points_as_of``) plus the sum of
     ``points_earned - points_redeemed`` of this terminal's entries for the card whose
     ts is later than ``points_as_of`` (all of them when the feed gives no instant).
     """

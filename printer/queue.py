@@ -1,6 +1,6 @@
 """The durable print queue: one SQLite file, a worker task, at most one original per entry.
 
-Rules it keeps (DESIGN section 9):
+Rules it keeps (docs/architecture.md §7):
 - a job is queued only for a committed entry, and one ORIGINAL job exists per
   (entry seq, kind); enqueueing it again returns the same job;
 - a job found in state ``printing`` at start-up was interrupted (crash, power cut): it

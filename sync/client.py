@@ -1,4 +1,4 @@
-"""The terminal's side of the sync protocol (DESIGN section 7): upload and refresh.
+"""The terminal's side of the sync protocol (docs/architecture.md §5.5): upload and refresh.
 
 Upload: GET the server's head, check it is a prefix of this ledger, then send every
 entry after it in signed (gzip) batches. Every batch is a pure function of the ledger,

@@ -1,9 +1,11 @@
-"""The HTTP layer of the city protocol (DESIGN section 7): every request the terminal makes.
+"""The HTTP layer of the city protocol: every request the terminal makes.
+
+The protocol: docs/architecture.md §5.5.
 
 :class:`CityHttp` owns the aiohttp session and the ``Authorization`` header and runs
 the one retry loop: network errors, timeouts and the "try again later" statuses
 (:data:`RETRY_STATUSES`) are retried with exponential backoff and full jitter, never
-sooner than the server's ``Retry-After`` (DESIGN section 9); any other status is the
+sooner than the server's ``Retry-After`` (docs/architecture.md §7); any other status is the
 answer. Bodies are read with a cap (a server is input too) and streamed bodies are cut
 into lines with a cap per line and in total. Whatever cannot be answered ends as a
 :class:`SyncError` whose ``code`` the results and the scheduler use:

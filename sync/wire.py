@@ -1,4 +1,4 @@
-"""Wire types of the sync protocol (DESIGN section 7, CONTRACT) and batch signing.
+"""Wire types of the sync protocol (docs/architecture.md §5.5, CONTRACT) and batch signing.
 
 Entries travel as ``ledger.entry.Entry``; card-feed lines and the rules document are
 ``ledger.domain`` types. Everything is encoded with msgspec (JSON, integers only).

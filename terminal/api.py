@@ -1,4 +1,4 @@
-"""The local HTTP/WebSocket API (DESIGN section 6, CONTRACT) and the page's static files.
+"""The local HTTP/WebSocket API (docs/architecture.md §5.3, CONTRACT) and the page's static files.
 
 The one place that speaks HTTP: the sale service answers with ``terminal.views`` Structs
 or raises ``terminal.errors.Refused``; ``STATUS_OF`` turns a refusal code into a status.
@@ -76,7 +76,7 @@ class ApiError(Exception):
 def error_response(
     code: str, status: int, msg: str, details: Mapping[str, Detail], reason: str | None = None
 ) -> web.Response:
-    """``{"error": {"code", "message", "reason"?, "details"?}}`` (DESIGN sections 6, 11.1)."""
+    """``{"error": {"code", "message", "reason"?, "details"?}}`` (docs/architecture.md §5.3)."""
     err: dict[str, Any] = {"code": code, "message": msg}
     if reason is not None:
         err["reason"] = reason

@@ -1,4 +1,4 @@
-"""`kartapos` — the one command line entry point (DESIGN section 4, CONTRACT).
+"""`kartapos` — the one command line entry point (docs/architecture.md §5.1, CONTRACT).
 
 Each command lives in its own module ``terminal.cmd_<name>`` exposing
 ``add_arguments(parser)`` and ``run(args) -> int``; modules are imported only when

@@ -1,4 +1,4 @@
-"""The local API's bodies and answers (DESIGN section 6, CONTRACT; docs/architecture.md).
+"""The local API's bodies and answers (docs/architecture.md §5.3, CONTRACT).
 
 The sale service returns these Structs and knows nothing of HTTP; ``terminal/api.py``
 encodes them and picks the status. ``terminal/openapi.yaml`` describes the same shapes,
@@ -21,7 +21,7 @@ from ledger.rules import CardSnapshot, Quote
 
 
 class SaleBody(msgspec.Struct, kw_only=True, frozen=True):
-    """SALE of DESIGN section 6."""
+    """SALE of docs/architecture.md §5.3."""
 
     id: str
     card: str
@@ -100,7 +100,7 @@ class RedeemOption(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CardView(msgspec.Struct, frozen=True, kw_only=True):
-    """CARDVIEW of DESIGN section 6 with the card's own refusal and the offline flag."""
+    """CARDVIEW of docs/architecture.md §5.3 with the card's own refusal and the offline flag."""
 
     number: str
     status: str

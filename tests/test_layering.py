@@ -1,4 +1,4 @@
-"""Import layering (DESIGN section 3): dependencies flow one way, the core stays pure.
+"""Import layering (docs/architecture.md §2): dependencies flow one way, the core stays pure.
 
 - ``config`` and the pure ``ledger`` modules (all but ``ledger/store.py``) import no
   asyncio, sqlite or network/device library, and nothing of the project outside
@@ -54,6 +54,7 @@ IO_LIBRARIES = (
     "subprocess",
 )
 IMPURE_LEDGER_MODULES = frozenset({"ledger.store"})
+SERVICE_MODULES = ("terminal.sale", "terminal.views", "terminal.errors")
 
 
 def under(name: str, prefixes: tuple[str, ...] | frozenset[str]) -> bool:
@@ -83,7 +84,7 @@ class OnlyRule:
     why: str
 
 
-RULES = (
+RULES: tuple[Rule, ...] = (
     Rule(
         "config",
         IO_LIBRARIES + tuple(p for p in PROJECT if p != "config"),
@@ -103,6 +104,15 @@ RULES = (
         ("sync.central",),
         "the terminal's sync client never pulls in the city server",
         exempt=frozenset({"sync.central"}),
+    ),
+    # docs/architecture.md §2: the sale service speaks the domain, only api.py speaks HTTP.
+    *(
+        Rule(
+            module,
+            ("terminal.api", "aiohttp"),
+            "the sale service answers with terminal.views and raises terminal.errors",
+        )
+        for module in SERVICE_MODULES
     ),
 )
 # sync.central imports nothing of sync but the wire format today: no exemption needed.
@@ -160,6 +170,8 @@ def package_modules(root: Path, package: str) -> Iterator[tuple[Path, str]]:
     if pkg_dir.is_dir():
         for path in sorted(pkg_dir.rglob("*.py")):
             yield path, module_name(root, path)
+    elif pkg_dir.with_suffix(".py").is_file():  # a rule about one module
+        yield pkg_dir.with_suffix(".py"), package
 
 
 def violations(
@@ -191,9 +203,11 @@ def test_project_layering_holds() -> None:
 
 
 def test_every_layered_package_exists() -> None:
-    for rule in (*RULES, *ONLY_RULES):
+    rules: list[Rule | OnlyRule] = [*RULES, *ONLY_RULES]
+    for rule in rules:
         package = rule.package.replace(".", "/")
-        assert (REPO_ROOT / package / "__init__.py").is_file(), rule.package
+        module = REPO_ROOT / f"{package}.py"
+        assert (REPO_ROOT / package / "__init__.py").is_file() or module.is_file(), rule.package
 
 
 def test_store_is_the_only_ledger_module_allowed_io() -> None:
@@ -228,6 +242,8 @@ def test_store_is_the_only_ledger_module_allowed_io() -> None:
         ("sync/central/bad.py", "from sync import backoff\n", "imports sync.backoff"),
         ("sync/central/bad.py", "from ..client import SyncClient\n", "imports sync.client"),
         ("sync/central/bad.py", "import drivers.msr\n", "imports drivers.msr"),
+        ("terminal/sale.py", "from terminal.api import ApiError\n", "imports terminal.api"),
+        ("terminal/views.py", "from aiohttp import web\n", "imports aiohttp"),
     ],
 )
 def test_checker_catches_a_forbidden_import(
@@ -709,3 +725,19 @@ def test_env_checker_allows_changes_made_when_called(tmp_path: Path) -> None:
         },
     )
     assert import_time_env_changes(tmp_path) == []
+
+
+def test_the_wheel_takes_every_package_folder_and_nothing_else() -> None:
+    # The fast half of tests/packaging/test_wheel.py: pyproject's discovery, as setuptools
+    # reads it, finds exactly the project's package folders (never tests or benchmarks).
+    from setuptools import find_packages
+
+    find = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    discovered = set(find_packages(str(REPO_ROOT), include=find["packages"]["find"]["include"]))
+    folders = {
+        module_name(REPO_ROOT, init).removesuffix(".__init__")
+        for top in PROJECT
+        for init in (REPO_ROOT / top).rglob("__init__.py")
+    }
+    assert "sync.central" in folders
+    assert discovered == folders

@@ -1,4 +1,4 @@
-"""The reference city server's HTTP API (DESIGN section 7, CONTRACT), on aiohttp."""
+"""The reference city server's HTTP API (docs/architecture.md §5.5, CONTRACT), on aiohttp."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-// The local API client (DESIGN section 6): JSON in and out, errors as ApiError.
+// The local API client (docs/architecture.md §5.3): JSON in and out, errors as ApiError.
 
 export class ApiError extends Error {
   constructor(status, code, message) {

@@ -1,5 +1,5 @@
 // Every text the cashier sees on this page, in one place so it can be translated.
-// Codes (reasons, errors, states) come from the daemon (DESIGN section 6); the page keeps
+// Codes (reasons, errors, states) come from the daemon (docs/architecture.md §5.3); the page keeps
 // its own Polish table for them and prefers the daemon's message when it sends one.
 
 export const LOCALE = "pl-PL";

@@ -372,7 +372,7 @@ export class SaleForm {
 
   // ---- the request ------------------------------------------------------------------------
 
-  // The SALE body (DESIGN 6), or {error}.
+  // The SALE body (docs/architecture.md §5.3), or {error}.
   body() {
     const text = this.amountInput.value.trim();
     let amount = 0;

@@ -1,6 +1,6 @@
 """The daemon as a real process: kill -9 mid-sale, restart, a second instance, bad config.
 
-What must hold (DESIGN section 9): no acknowledged sale is missing, none is doubled, the
+What must hold (docs/architecture.md §7): no acknowledged sale is missing, none is doubled, the
 chain verifies, every committed sale gets exactly one original receipt (a job cut off by
 the crash prints again only as KOPIA), and retries with the same id never double a sale.
 """

@@ -105,7 +105,7 @@ def test_js_format_pln_matches_ledger(module_page: Page, amounts: list[int]) -> 
     assert shown == [format_pln(a).replace(" zł", "\u00a0zł") for a in amounts]
 
 
-# The reason codes of CARDVIEW.benefits[].reason (DESIGN 6 and the brief of the screen).
+# The reason codes of CARDVIEW.benefits[].reason (docs/architecture.md §5.3 and the screen brief).
 BENEFIT_REASON_CODES = {
     "inactive",
     "not_yet_valid",
@@ -119,7 +119,7 @@ BENEFIT_REASON_CODES = {
     "offline_limit",
     "card_inactive",
 }
-# DESIGN 6: refusal codes at least.
+# docs/architecture.md §5.3: refusal codes at least.
 CONTRACT_REFUSALS = {
     "card_unknown",
     "card_blocked",

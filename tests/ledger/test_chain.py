@@ -1,4 +1,4 @@
-"""The hash chain against an independent computation from DESIGN section 7's formula.
+"""The hash chain against an independent computation from docs/architecture.md §5.4's formula.
 
 hash = sha256(bytes.fromhex(prev_hash) + canonical(entry minus "hash" and "prev_hash")),
 canonical = json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False) as UTF-8.

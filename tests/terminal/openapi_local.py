@@ -49,7 +49,7 @@ class ErrorDetail(msgspec.Struct, kw_only=True):
 
 
 class Error(msgspec.Struct, kw_only=True):
-    """``{"error": {"code", "message"}}`` with a 4xx or 5xx status (DESIGN section 6)."""
+    """``{"error": {"code", "message"}}`` with a 4xx or 5xx status (docs/architecture.md §5.3)."""
 
     error: ErrorDetail
 
@@ -292,7 +292,7 @@ def build_spec() -> dict[str, Any]:
         "info": {
             "title": "kartapos local API (daemon <-> cashier screen)",
             "version": "1.0",
-            "summary": "DESIGN section 6 (CONTRACT); docs/architecture.md.",
+            "summary": "docs/architecture.md §5.3 (CONTRACT).",
             "description": (
                 "Served on `api.listen` (loopback). Requests carry `Authorization: Bearer "
                 "<token>` (`<state_dir>/api-token`) or the cashier's session cookie; a "

@@ -1,4 +1,4 @@
-"""The local API (DESIGN section 6) against the real daemon, printer and city server."""
+"""The local API (docs/architecture.md §5.3) against the real daemon, printer and city server."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The local API's views: the CONTRACT's CARDVIEW shape (DESIGN section 6) from a judged card."""
+"""The local API's views: the CARDVIEW shape (docs/architecture.md §5.3) from a judged card."""
 
 from __future__ import annotations
 
