@@ -13,8 +13,6 @@ from typing import Protocol, Self
 
 import structlog
 
-# Re-exported: the readers build their reconnect Backoff (0.2, 0.4, ... 5 s) from here.
-from config.backoff import Backoff as Backoff
 from drivers.events import (
     CardRead,
     ConnState,

@@ -18,7 +18,8 @@ from typing import Protocol
 import structlog
 from evdev import InputEvent
 
-from drivers.base import Backoff, TaskReader
+from config.backoff import Backoff
+from drivers.base import TaskReader
 from drivers.classify import TextDecoder
 from drivers.deliver import deliver_scan
 from drivers.errors import DeviceError

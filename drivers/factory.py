@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from config.backoff import Backoff
 from config.schema import CardsSection, ReaderSection
-from drivers.base import Backoff, Reader
+from drivers.base import Reader
 from drivers.classify import TextDecoder
 from drivers.keymap import LAYOUTS
 from drivers.qr import QrDecoder, load_public_key

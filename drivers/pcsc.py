@@ -19,7 +19,8 @@ from typing import Any, Self
 import structlog
 from smartcard import scard
 
-from drivers.base import Backoff, ReaderCore
+from config.backoff import Backoff
+from drivers.base import ReaderCore
 from drivers.deliver import deliver_uid
 from drivers.events import ConnState, ReaderEvent, ReaderState
 from ledger.clock import Clock

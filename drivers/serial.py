@@ -14,7 +14,8 @@ import serial
 import structlog
 from serial_asyncio_fast import create_serial_connection
 
-from drivers.base import Backoff, TaskReader
+from config.backoff import Backoff
+from drivers.base import TaskReader
 from drivers.classify import TextDecoder
 from drivers.deliver import deliver_frame
 from drivers.framing import SerialFramer
