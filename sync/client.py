@@ -37,10 +37,14 @@ from sync.keys import TerminalKey
 from sync.wire import (
     UploadBatch,
     WireError,
+    cards_path,
     decode_head,
     decode_rules,
     decode_upload_ok,
     encode,
+    entries_path,
+    head_path,
+    rules_path,
     signing_message,
 )
 
@@ -359,7 +363,7 @@ class SyncClient:
         if self._cfg.sync.gzip:
             headers["Content-Encoding"] = "gzip"
         reply = await self._http.request(
-            "POST", f"/v1/terminals/{self._tid}/entries", data=body, headers=headers
+            "POST", entries_path(self._tid), data=body, headers=headers
         )
         if reply.status == 200:
             return reply.decode(decode_upload_ok).head, True
@@ -387,9 +391,7 @@ class SyncClient:
         return gzip.compress(raw, compresslevel=1) if self._cfg.sync.gzip else raw
 
     async def _get_head(self) -> Head:
-        return await self._http.request_json(
-            "GET", f"/v1/terminals/{self._tid}/head", decode=decode_head
-        )
+        return await self._http.request_json("GET", head_path(self._tid), decode=decode_head)
 
     # --- refresh ----------------------------------------------------------------------
 
@@ -417,7 +419,7 @@ class SyncClient:
 
     async def _refresh_cards(self) -> FeedResult:
         since = self._catalog.cards_version
-        path = "/v1/cards" if since is None else f"/v1/cards?since={since}"
+        path = cards_path(since)
         return await self._http.stream_lines(
             path,
             self._catalog.apply_feed,
@@ -432,7 +434,7 @@ class SyncClient:
             headers["If-None-Match"] = self._catalog.rules_etag
         pid = self._cfg.terminal.partner_id
         reply = await self._http.request(
-            "GET", f"/v1/partners/{pid}/rules", headers=headers, max_bytes=MAX_RULES_BYTES
+            "GET", rules_path(pid), headers=headers, max_bytes=MAX_RULES_BYTES
         )
         try:
             if reply.status == 304 and self._catalog.rules is not None:

@@ -30,6 +30,24 @@ from ledger.entry import Entry, Head
 
 NDJSON = "application/x-ndjson"
 
+
+# The protocol's paths (sync/openapi.yaml): one home, for the client and the doctor alike.
+def head_path(terminal_id: str) -> str:
+    return f"/v1/terminals/{terminal_id}/head"
+
+
+def entries_path(terminal_id: str) -> str:
+    return f"/v1/terminals/{terminal_id}/entries"
+
+
+def cards_path(since: int | None) -> str:
+    return "/v1/cards" if since is None else f"/v1/cards?since={since}"
+
+
+def rules_path(partner_id: str) -> str:
+    return f"/v1/partners/{partner_id}/rules"
+
+
 # Error codes of the "error" member of 4xx replies.
 ErrorCode = Literal[
     "gap",  # 409: the batch does not start at head + 1

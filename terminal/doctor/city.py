@@ -18,7 +18,7 @@ from config.schema import Config, parse_listen
 from ledger.clock import Clock
 from ledger.entry import Head
 from sync.http import CityHttp, SyncError
-from sync.wire import decode_head
+from sync.wire import decode_head, head_path
 from terminal.auth import TOKEN_FILE
 from terminal.doctor.access import SERVICE_USER
 from terminal.doctor.report import Check, Level, fail, ok, warn
@@ -52,7 +52,7 @@ async def check_sync(cfg: Config, local: Head | None, timeout_s: float, clock: C
         return fail(what, f"token file {token_path}: {reason}", token_fix)
     if not token:
         return fail(what, f"token file {token_path} is empty", token_fix)
-    path = f"/v1/terminals/{cfg.terminal.id}/head"
+    path = head_path(cfg.terminal.id)
     url = cfg.sync.url.rstrip("/") + path
     # One attempt, under the doctor's own deadline; CityHttp's request timeout is only a
     # backstop behind it, so a slow server reads "no answer within", not "cannot reach".
