@@ -652,3 +652,11 @@ def test_remove_and_purge_keep_the_ledger_and_the_token(installed: Root) -> None
     assert token.read_bytes() == token_before
     assert not (installed / "/etc/kartapos/kartapos.toml").exists()  # the conffile goes
     assert installed.ids("passwd", "kartapos")  # the ledger's owner stays
+    # What an installer finds after a purge (shown with -s; the closing note quotes it).
+    left = [
+        str(p.relative_to(installed / "/"))
+        for top in ("etc/kartapos", "var/lib/kartapos", "opt/kartapos", "usr/bin/kartapos")
+        for p in [installed / "/" / top, *sorted((installed / "/" / top).rglob("*"))]
+        if p.exists() or p.is_symlink()
+    ]
+    print("after purge:", *left, sep="\n  ")
