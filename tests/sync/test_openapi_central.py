@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import secrets
-import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from hypothesis import HealthCheck, settings
 from config.schema import CentralConfig, CentralSection
 from sync.central import CentralServer
 from sync.central.demo_data import seed_demo_into
+from tests.threaded import serve
 
 SPEC = Path(__file__).resolve().parents[2] / "sync" / "openapi.yaml"
 schema = schemathesis.openapi.from_path(SPEC)
@@ -45,36 +45,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]
     """The server on its own event loop in a thread (schemathesis calls block)."""
     db = tmp_path_factory.mktemp("central") / "central.sqlite"
     cfg = CentralConfig(central=CentralSection(database=str(db), max_body_bytes=256 * 1024))
-    token = TOKEN
-    started = threading.Event()
-    box: dict[str, object] = {}
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
 
-    async def main() -> None:
-        try:
-            async with CentralServer(cfg, port=0) as srv:
-                await seed_demo_into(srv.db)
-                await srv.db.enrol("T-0001", "P-0001", token, None)
-                box["url"] = srv.url
-                started.set()
-                await stop.wait()
-        except BaseException as e:
-            box["error"] = e
-            started.set()
-            raise
+    @contextlib.asynccontextmanager
+    async def up() -> AsyncIterator[str]:
+        async with CentralServer(cfg, port=0) as srv:
+            await seed_demo_into(srv.db)
+            await srv.db.enrol("T-0001", "P-0001", TOKEN, None)
+            yield srv.url
 
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    assert started.wait(30), "server did not start"
-    if "error" in box:
-        raise RuntimeError(f"server failed: {box['error']!r}")
-    try:
-        yield ThreadedServer(url=str(box["url"]), token=token)
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(30)
-        loop.close()
+    with serve(up, what="the city server", timeout=30) as url:
+        yield ThreadedServer(url=url, token=TOKEN)
 
 
 def test_the_spec_is_openapi_3_1_and_names_every_route() -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import secrets
-import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -18,6 +17,7 @@ from terminal.api import ApiContext, build_app
 from terminal.auth import TOKEN_FILE as API_TOKEN_FILE
 from tests.terminal.daemon_harness import running_daemon
 from tests.terminal.openapi_local import SPEC_PATH, render
+from tests.threaded import serve
 
 schema = schemathesis.openapi.from_path(SPEC_PATH)
 # The daemon's API token, made for this run and put where the daemon would make its own:
@@ -49,34 +49,15 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     token_file = tmp / "state" / API_TOKEN_FILE
     token_file.write_text(TOKEN)
     token_file.chmod(0o600)
-    started = threading.Event()
-    box: dict[str, object] = {}
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
 
-    async def main() -> None:
-        try:
-            async with running_daemon(tmp) as h:
-                assert h.token == TOKEN
-                box["url"] = h.url
-                started.set()
-                await stop.wait()
-        except BaseException as e:
-            box["error"] = e
-            started.set()
-            raise
+    @contextlib.asynccontextmanager
+    async def up() -> AsyncIterator[str]:
+        async with running_daemon(tmp) as h:
+            assert h.token == TOKEN
+            yield h.url
 
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    assert started.wait(60), "daemon did not start"
-    if "error" in box:
-        raise RuntimeError(f"daemon failed: {box['error']!r}")
-    try:
-        yield Running(url=str(box["url"]))
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(60)
-        loop.close()
+    with serve(up, what="the daemon") as url:
+        yield Running(url=url)
 
 
 def test_the_committed_spec_is_built_from_the_views() -> None:
