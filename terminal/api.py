@@ -228,12 +228,17 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) 
     return v
 
 
+# The largest seq a ledger can hold (terminal/openapi.yaml says the same): SQLite's
+# integers stop at 2^63, so a longer number is no entry, not a server error.
+MAX_SEQ = 2**62
+
+
 def _seq(request: web.Request) -> int:
-    try:
-        v = int(request.match_info["seq"])
-    except ValueError:
-        raise ApiError("not_found", 404) from None
-    if v < 1:
+    text = request.match_info["seq"]
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_SEQ))):
+        raise ApiError("not_found", 404)
+    v = int(text)
+    if not 1 <= v <= MAX_SEQ:
         raise ApiError("not_found", 404)
     return v
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,21 @@ _RECENT_DAYS = 2
 
 
 def ensure_state_dir(path: Path) -> None:
-    """Make the state dir (0700) or fail naming it."""
+    """Make the state dir (0700), make private one that others can read, or fail naming it.
+
+    It holds the ledger, the signing key and the API token: nobody but the daemon reads it.
+    """
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        try:
+            path.chmod(mode & 0o700)
+        except PermissionError:
+            raise PermissionError(
+                f"state dir {path} is open to others (mode {mode:04o}) and cannot be made "
+                f"private: chmod 700 {path}"
+            ) from None
+        log.warning("state_dir_made_private", path=str(path), was=f"{mode:04o}", now="0700")
     if not os.access(path, os.W_OK | os.X_OK):
         raise PermissionError(f"state dir {path} is not writable")
 

@@ -313,3 +313,11 @@ async def test_a_card_blocked_in_a_delta_refuses_the_next_sale(h: DaemonHarness)
     _, view = await h.call("POST", "/cards/resolve", {"input": ACTIVE})
     assert view["active"] is False
     assert view["reason"] == "card_blocked"
+
+
+@pytest.mark.parametrize("seq", ["99999999999999999999", str(2**63), str(2**62 + 1), "0", "-1"])
+async def test_a_receipt_number_no_ledger_can_hold_is_not_found(h: DaemonHarness, seq: str) -> None:
+    # 2^63 and beyond used to reach SQLite and come back as a 500.
+    for method, path in (("GET", f"/receipts/{seq}"), ("POST", f"/receipts/{seq}/reprint")):
+        status, body = await h.call(method, path)
+        assert (status, body["error"]["code"]) == (404, "not_found"), (method, path, body)
