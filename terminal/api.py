@@ -53,6 +53,7 @@ STATUS_OF: Mapping[str, int] = {
     "not_found": 404,
     "demo_only": 404,
     "sale_conflict": 409,
+    "nothing_to_close": 409,
     "rules_missing": 503,
     "ledger_write_failed": 503,
     "sync_failed": 503,

@@ -23,7 +23,7 @@ API_MESSAGES: dict[str, str] = {
     "sync_busy": "Synchronizacja już trwa.",
     "sync_failed": "Synchronizacja nie powiodła się.",
     "printer_none": "Drukarka nie jest skonfigurowana.",
-    "nothing_to_close": "Brak transakcji do zamknięcia dnia.",
+    "nothing_to_close": "Od ostatniego raportu dobowego (Z) nie było nowych transakcji.",
     "demo_only": "Dostępne tylko w trybie demonstracyjnym.",
     "internal": "Błąd wewnętrzny terminala. Spróbuj ponownie.",
     "ledger_write_failed": "Transakcja NIE została zapisana — błąd zapisu na dysku terminala "

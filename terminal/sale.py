@@ -116,6 +116,7 @@ class SaleService:
         self._policy = offline_policy(cfg)
         self._format = card_number_format(cfg.cards)
         self._card_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._close_lock = asyncio.Lock()
         # Card records of the current card-list version (a lookup is a thread hop).
         self._cards: dict[str, CardRecord] = {}
         self._cards_version: int | None = None
@@ -384,8 +385,22 @@ class SaleService:
         return Written(EntryResult(entry=entry, receipt=receipt), created=appended.created)
 
     async def close_day(self, caller: Caller) -> EntryResult:
+        async with self._close_lock:  # two F10s at once: the second sees the first's entry
+            return await self._close_day(caller)
+
+    def _refuse_close_without_news(self, today: str) -> None:
+        """A second Z report with nothing new since the last one would count it all twice."""
+        entries = self._recent.get(today, [])
+        closes = [e for e in entries if e.kind == EntryKind.DAY_CLOSE]
+        if closes and not any(
+            e.seq > closes[-1].seq and e.kind in (EntryKind.SALE, EntryKind.VOID) for e in entries
+        ):
+            raise Refused("nothing_to_close", details={"last_close_seq": closes[-1].seq})
+
+    async def _close_day(self, caller: Caller) -> EntryResult:
         now = self._now()
         today = local_date(now, self._tz).isoformat()
+        self._refuse_close_without_news(today)
         summary = day_summary(self._recent.get(today, []), today)
         draft = Draft(
             ts=format_ts(now),

@@ -1,11 +1,12 @@
 // The local API client (docs/architecture.md §5.3): JSON in and out, errors as ApiError.
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, details) {
     super(message || code);
     this.status = status; // 0 when the daemon could not be reached
     this.code = code;
     this.serverMessage = message || "";
+    this.details = details || {};
   }
 
   get isNetwork() {
@@ -44,7 +45,7 @@ export async function request(method, path, body, { timeoutMs = 10000 } = {}) {
   if (!resp.ok) {
     const err = (data && data.error) || {};
     const code = err.code || (resp.status >= 500 ? "internal" : "invalid_request");
-    throw new ApiError(resp.status, code, err.message || "");
+    throw new ApiError(resp.status, code, err.message || "", err.details);
   }
   return { status: resp.status, data };
 }

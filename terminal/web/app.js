@@ -468,9 +468,34 @@ async function closeDay() {
     remember();
     toast(T.dayCloseDone, "ok");
   } catch (err) {
+    setBusy(false);
+    if (err.code === "nothing_to_close" && err.details.last_close_seq) {
+      return offerLastZCopy(err);
+    }
     showError(err);
   } finally {
     setBusy(false);
+  }
+  renderAll();
+  focusDefault();
+}
+
+// F10 again with nothing new: no second Z report; offer the copy (KOPIA) of the last one.
+async function offerLastZCopy(err) {
+  const seq = err.details.last_close_seq;
+  const values = await ask(els.dialog, {
+    title: T.dayClosedTitle,
+    confirmLabel: T.dayClosedCopy,
+    body: [h("p", {}, errorText(err.code, err.serverMessage))],
+  });
+  if (values) {
+    try {
+      await api.reprint(seq);
+      state.lastReceiptSeq = seq;
+      toast(T.reprintDone, "ok");
+    } catch (e) {
+      showError(e);
+    }
   }
   renderAll();
   focusDefault();

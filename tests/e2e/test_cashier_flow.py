@@ -363,3 +363,30 @@ def test_refused_sale_is_explained_and_changes_nothing(page: Page, stack: Stack)
     stack.swipe(SENIOR_CARD)
     expect(page.locator("#dialog")).to_be_hidden()
     expect(page.locator("#card-number")).to_have_text(SENIOR_CARD)
+
+
+def test_f10_twice_offers_the_copy_of_the_last_z_report(
+    page: Page, stack: Stack, shot: Shot
+) -> None:
+    login_with_keypad(page, stack)
+    page.keyboard.press("F10")
+    page.keyboard.press("Enter")
+    expect(page.locator("#result")).to_have_attribute("data-kind", "day_close")
+    [z] = [e for e in stack.ledger() if e["kind"] == "day_close"]
+
+    # Nothing sold since: no second Z report, the copy of the first is offered instead.
+    page.keyboard.press("F10")
+    page.keyboard.press("Enter")
+    dialog = page.locator("#dialog")
+    expect(dialog).to_contain_text("Dzień jest już zamknięty")
+    expect(dialog).to_contain_text("nie było nowych transakcji")
+    shot("already-closed")
+    page.keyboard.press("Enter")  # "Drukuj kopię ostatniego raportu"
+    expect(dialog).to_be_hidden()
+    wait_for(
+        "the Z report's copy on paper",
+        lambda: stack.receipts.read_bytes().count(b"KOPIA") >= 2 or None,
+        timeout=10,
+    )
+    assert [e["kind"] for e in stack.ledger()] == ["day_close"], "no second Z report"
+    assert z["seq"] == 1

@@ -321,3 +321,37 @@ async def test_a_receipt_number_no_ledger_can_hold_is_not_found(h: DaemonHarness
     for method, path in (("GET", f"/receipts/{seq}"), ("POST", f"/receipts/{seq}/reprint")):
         status, body = await h.call(method, path)
         assert (status, body["error"]["code"]) == (404, "not_found"), (method, path, body)
+
+
+async def test_a_second_day_close_with_nothing_new_is_refused_and_the_copy_offered(
+    h: DaemonHarness,
+) -> None:
+    await h.call("POST", "/sales", sale())
+    s1, first = await h.call("POST", "/day/close")
+    assert s1 == 201
+    z_seq = first["entry"]["seq"]
+    # F10 twice: a second Z report would count the same transactions again.
+    s2, refused = await h.call("POST", "/day/close")
+    assert s2 == 409
+    assert refused["error"]["code"] == "nothing_to_close"
+    assert refused["error"]["details"] == {"last_close_seq": z_seq}
+    assert "nie było nowych transakcji" in refused["error"]["message"]
+    _, page = await h.call("GET", f"/ledger?after={z_seq}")
+    assert page["entries"] == [], "nothing was written"
+    # What the page offers instead: the copy of the last Z report.
+    s3, _ = await h.call("POST", f"/receipts/{z_seq}/reprint")
+    assert s3 == 200
+    copy = decode((await h.printer.wait_jobs(3))[2]).text
+    assert "KOPIA" in copy
+    assert "RAPORT" in copy.upper()
+    # A sale after the close: the day can be closed again.
+    await h.call("POST", "/sales", sale())
+    s4, second = await h.call("POST", "/day/close")
+    assert s4 == 201
+    assert second["summary"]["sales"] == 2
+
+
+async def test_two_day_closes_at_once_write_one(h: DaemonHarness) -> None:
+    await h.call("POST", "/sales", sale())
+    results = await asyncio.gather(*(h.call("POST", "/day/close") for _ in range(3)))
+    assert sorted(s for s, _ in results) == [201, 409, 409]
