@@ -84,6 +84,10 @@ __all__ = [
 MAX_AMOUNT_GR = 100_000_000  # 1 000 000,00 zł: anything larger is a typing error
 MAX_QUANTITY = 1000
 MAX_POINTS_OVERRIDE = 1_000_000
+# The most points one entry may grant or take. The till refuses a quote above it and the
+# city refuses an entry above it (422 out_of_range, docs/architecture.md §5.5), so a
+# card's balance, a sum of such entries, stays far inside SQLite's 64-bit integers.
+MAX_ENTRY_POINTS = 1_000_000_000
 
 
 class SaleRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -527,6 +531,8 @@ def quote(
                 )
             )
     earned = earned_purchase + sum(benefit_points.values())
+    if earned > MAX_ENTRY_POINTS:
+        raise Refusal("invalid_quantity", {"points_earned": earned, "max": MAX_ENTRY_POINTS})
     return Quote(
         card=card.number,
         amount_gr=sale.amount_gr,

@@ -56,6 +56,7 @@ ErrorCode = Literal[
     "bad_signature",  # 422: signature does not verify
     "unknown_key",  # 422: public key is not the one enrolled for this terminal
     "bad_entry",  # 422: an entry misses contract fields, wrong terminal, floats...
+    "out_of_range",  # 422: an integer beyond ±(2^53 - 1) or the programme's bounds
     "bad_request",  # 400: body is not JSON of the expected shape, or empty batch
     "unauthorized",  # 401: no or unknown bearer token
     "forbidden",  # 403: token of another terminal / partner

@@ -32,7 +32,7 @@ log = structlog.get_logger()
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 FEED_CHUNK: Final = 2000
 
 _SCHEMA: Final = """
@@ -64,7 +64,8 @@ CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
 CREATE TABLE IF NOT EXISTS cards (
     number       TEXT PRIMARY KEY,
     body         BLOB NOT NULL,
-    points       INTEGER NOT NULL DEFAULT 0,
+    -- SQLite turns an integer that overflows into a REAL; a float must never reach a feed.
+    points       INTEGER NOT NULL DEFAULT 0 CHECK (typeof(points) = 'integer'),
     points_as_of TEXT,
     version      INTEGER NOT NULL,
     removed      INTEGER NOT NULL DEFAULT 0
@@ -146,6 +147,8 @@ def card_body(card: CardRecord) -> bytes:
 
 
 def _card_line(body: bytes, points: int, as_of: str | None) -> bytes:
+    if type(points) is not int:  # the CHECK keeps floats out; the feed never carries one
+        raise CentralError(f"card balance {points!r} is not an integer")
     tail = b'"' + as_of.encode("ascii") + b'"' if as_of else b"null"
     return b"".join(
         (body[:-1], b',"points":', str(points).encode("ascii"), b',"points_as_of":', tail, b"}\n")
@@ -165,6 +168,39 @@ def _bump_version(db: sqlite3.Connection) -> int:
 
 def _meta(db: sqlite3.Connection, key: str) -> int:
     return int(db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
+
+
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Schema 2: card balances are integers by a CHECK; a REAL an overflow left is repaired."""
+    floats = int(
+        db.execute("SELECT count(*) FROM cards WHERE typeof(points) != 'integer'").fetchone()[0]
+    )
+    db.executescript(
+        """
+        BEGIN IMMEDIATE;
+        CREATE TABLE cards_v2 (
+            number       TEXT PRIMARY KEY,
+            body         BLOB NOT NULL,
+            points       INTEGER NOT NULL DEFAULT 0 CHECK (typeof(points) = 'integer'),
+            points_as_of TEXT,
+            version      INTEGER NOT NULL,
+            removed      INTEGER NOT NULL DEFAULT 0
+        );
+        INSERT INTO cards_v2
+            SELECT number, body,
+                   CASE WHEN typeof(points) = 'integer' THEN points
+                        ELSE CAST(max(min(points, 9223372036854775807), -9223372036854775808)
+                                  AS INTEGER) END,
+                   points_as_of, version, removed
+            FROM cards;
+        DROP TABLE cards;
+        ALTER TABLE cards_v2 RENAME TO cards;
+        CREATE INDEX IF NOT EXISTS cards_by_version ON cards (version);
+        UPDATE meta SET value = 2 WHERE key = 'schema';
+        COMMIT;
+        """
+    )
+    log.info("central_schema_migrated", schema=2, balances_repaired=floats)
 
 
 def _tx(db: sqlite3.Connection, fn: Callable[[], _T]) -> _T:
@@ -188,6 +224,9 @@ def _prepare(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA busy_timeout=10000")
     db.executescript(_SCHEMA)
     version = _meta(db, "schema")
+    if version == 1:
+        _migrate_1_to_2(db)
+        version = _meta(db, "schema")
     if version != SCHEMA_VERSION:
         raise CentralError(f"database schema {version}, this server knows {SCHEMA_VERSION}")
 

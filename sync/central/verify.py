@@ -15,6 +15,7 @@ import msgspec
 
 from ledger.canonical import canonical
 from ledger.entry import ChainCursor, Entry, Head, body_bytes
+from ledger.rules import MAX_AMOUNT_GR, MAX_ENTRY_POINTS
 from sync.wire import RawUploadBatch, verify_batch_signature
 
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
@@ -49,14 +50,43 @@ def _is_hash(v: str) -> bool:
     return _HASH_RE.fullmatch(v) is not None
 
 
-def _has_float(v: object) -> bool:
-    if isinstance(v, float):
-        return True
-    if isinstance(v, dict):
-        return any(_has_float(x) for x in v.values())
-    if isinstance(v, list):
-        return any(_has_float(x) for x in v)
-    return False
+# Every integer of an entry fits a double exactly (docs/architecture.md §5.5): what a
+# JSON reader in any language reads back is what the terminal wrote.
+MAX_WIRE_INT = 2**53 - 1
+MAX_DEPTH = 32  # an entry is a flat object with a few small maps; nothing legitimate nests
+# The programme's bounds on an entry's amounts and points (voids carry them negated).
+ENTRY_BOUNDS = {
+    "amount_gr": MAX_AMOUNT_GR,
+    "discount_gr": MAX_AMOUNT_GR,
+    "points_earned": MAX_ENTRY_POINTS,
+    "points_redeemed": MAX_ENTRY_POINTS,
+}
+
+
+def _scan(raw: dict[str, Any], seq: int | None) -> None:
+    """Refuse floats, integers beyond ±MAX_WIRE_INT and deep nesting; iterative, no recursion."""
+    stack: list[tuple[object, int]] = [(raw, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise BatchRejected(400, "bad_request", f"an entry nests deeper than {MAX_DEPTH}", seq)
+        if isinstance(v, float):
+            raise BatchRejected(422, "bad_entry", "entries carry integers only, never floats", seq)
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_WIRE_INT:
+            raise BatchRejected(422, "out_of_range", f"{v} is beyond ±(2^53 - 1)", seq)
+        if isinstance(v, dict):
+            stack.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
+
+
+def _check_bounds(e: Entry) -> None:
+    for name, bound in ENTRY_BOUNDS.items():
+        value = getattr(e, name)
+        if abs(value) > bound:
+            raise BatchRejected(
+                422, "out_of_range", f"{name} = {value} is beyond the programme's ±{bound}", e.seq
+            )
 
 
 def verify_chain_of(terminal_id: str, raws: list[dict[str, Any]]) -> VerifiedBatch:
@@ -70,6 +100,7 @@ def verify_chain_of(terminal_id: str, raws: list[dict[str, Any]]) -> VerifiedBat
     for raw in raws:
         seq = raw.get("seq")
         where = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+        _scan(raw, where if where is not None and abs(where) <= MAX_WIRE_INT else None)
         try:
             e = msgspec.convert(raw, Entry, strict=True)
         except msgspec.ValidationError as err:
@@ -84,11 +115,7 @@ def verify_chain_of(terminal_id: str, raws: list[dict[str, Any]]) -> VerifiedBat
                 f"entry of terminal {e.terminal!r} in a batch of {terminal_id}",
                 e.seq,
             )
-        extra = raw.keys() - _TYPED_FIELDS
-        if extra and any(_has_float(raw[k]) for k in extra):
-            raise BatchRejected(
-                422, "bad_entry", "entries carry integers only, never floats", e.seq
-            )
+        _check_bounds(e)
         if not _is_hash(e.prev_hash) or not _is_hash(e.hash):
             raise BatchRejected(422, "bad_hash", "hash and prev_hash must be 64 hex digits", e.seq)
         # The batch's first entry links to the server's head (checked by the database).

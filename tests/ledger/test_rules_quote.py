@@ -304,3 +304,16 @@ def test_a_locked_benefits_points_never_change(
         return
     q = till.quote(make_card(), make_rules(locked), sale, NOON)
     assert q.benefit_points == {"lk": per_use * qty}
+
+
+def test_no_quote_grants_more_points_than_one_entry_may_carry() -> None:
+    # The city refuses an entry above MAX_ENTRY_POINTS (out_of_range); the till never
+    # writes one: 1,000,000.00 zł at 1 gr a point plus 1000 pieces of a 1,000,000-point
+    # benefit is 1.1 billion points.
+    from ledger.rules import MAX_AMOUNT_GR, MAX_ENTRY_POINTS
+
+    rules = make_rules(benefit("b", points=1_000_000), earn=EarnRule(gr_per_point=1))
+    sale = SaleRequest(amount_gr=MAX_AMOUNT_GR, benefit_ids=("b",), benefit_quantities={"b": 1000})
+    assert refusal_code(lambda: Till().quote(make_card(), rules, sale, NOON)) == "invalid_quantity"
+    within = SaleRequest(amount_gr=MAX_AMOUNT_GR, benefit_ids=("b",), benefit_quantities={"b": 1})
+    assert Till().quote(make_card(), rules, within, NOON).points_earned <= MAX_ENTRY_POINTS
