@@ -17,6 +17,8 @@ MESSAGES: dict[str, str] = {
     "card_unknown": "Nieznana karta — brak jej na liście kart.",
     "card_blocked": "Karta zastrzeżona — nie można jej użyć.",
     "card_inactive": "Karta nieaktywna — brak ważnego pakietu lub karta wygasła.",
+    "card_data_invalid": "Dane tej karty z listy miasta są nieczytelne — nie można jej teraz "
+    "użyć. Zgłoś to w biurze programu Karta Mieszkańca.",
     # a benefit
     "benefit_unavailable": "Ten benefit nie jest dostępny u tego partnera.",
     "inactive": "Benefit jest nieaktywny.",

@@ -26,7 +26,14 @@ import structlog
 from config.faults import fault_point
 from ledger.clock import Clock, format_ts, parse_ts
 from ledger.domain import CardRecord, CardRemoved, Rules
-from sync.wire import CardsEnd, WireError, decode_card_line, decode_cards_header, decode_rules
+from sync.wire import (
+    CardLineInvalid,
+    CardsEnd,
+    WireError,
+    decode_card_line,
+    decode_cards_header,
+    decode_rules,
+)
 
 log = structlog.get_logger()
 
@@ -38,6 +45,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITH
 CREATE TABLE IF NOT EXISTS cards (number TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS uids (uid TEXT PRIMARY KEY, number TEXT NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS uids_number ON uids (number);
+-- Cards whose feed line could not be read: refused as card_data_invalid, never guessed.
+CREATE TABLE IF NOT EXISTS invalid_cards (number TEXT PRIMARY KEY, reason TEXT NOT NULL)
+    WITHOUT ROWID;
 """
 
 # executescript() would COMMIT first: these run one by one inside the feed's transaction.
@@ -46,6 +56,8 @@ _STAGE_SQL = (
     "DROP TABLE IF EXISTS uids_new",
     "CREATE TABLE cards_new (number TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID",
     "CREATE TABLE uids_new (uid TEXT PRIMARY KEY, number TEXT NOT NULL) WITHOUT ROWID",
+    "DROP TABLE IF EXISTS invalid_new",
+    "CREATE TABLE invalid_new (number TEXT PRIMARY KEY, reason TEXT NOT NULL) WITHOUT ROWID",
 )
 _SWAP_SQL = (
     "DROP TABLE cards",
@@ -53,6 +65,8 @@ _SWAP_SQL = (
     "DROP TABLE uids",
     "ALTER TABLE uids_new RENAME TO uids",
     "CREATE INDEX uids_number ON uids (number)",
+    "DROP TABLE IF EXISTS invalid_cards",
+    "ALTER TABLE invalid_new RENAME TO invalid_cards",
 )
 
 _card_encoder = msgspec.msgpack.Encoder()
@@ -185,6 +199,13 @@ class Catalog:
         await self.close()
 
     # --- reads --------------------------------------------------------------------------
+
+    async def is_invalid(self, number: str) -> bool:
+        """The city sent this card in a line that could not be read (card_data_invalid)."""
+        rows = await self._r.execute_fetchall(
+            "SELECT 1 FROM invalid_cards WHERE number = ?", (number,)
+        )
+        return bool(rows)
 
     async def lookup(self, number: str) -> CardRecord | None:
         """The card with this (normalised) number, or None."""
@@ -356,7 +377,7 @@ class Catalog:
         return cards, removed
 
     async def _stream(self, lines: AsyncIterator[bytes], *, full: bool) -> tuple[int, int]:
-        pending: dict[str, CardRecord | None] = {}
+        pending: dict[str, CardRecord | CardLineInvalid | None] = {}
         seen = applied = removed = 0
         n = 1
         end: CardsEnd | None = None
@@ -375,6 +396,11 @@ class Catalog:
                 end = item
                 continue
             seen += 1
+            if isinstance(item, CardLineInvalid):
+                log.warning("card_line_invalid", line=n, card=item.number, reason=item.reason)
+                if item.number is not None:
+                    pending[item.number] = item
+                continue
             if isinstance(item, CardRemoved):
                 removed += 1
                 pending[item.number] = None
@@ -394,18 +420,35 @@ class Catalog:
             await self._flush(pending, full=full)
         return applied, removed
 
-    async def _flush(self, pending: dict[str, CardRecord | None], *, full: bool) -> None:
-        cards_t, uids_t = ("cards_new", "uids_new") if full else ("cards", "uids")
-        upserts = [(num, _card_encoder.encode(r)) for num, r in pending.items() if r is not None]
-        uid_rows = _uid_rows(r for r in pending.values() if r is not None)
+    async def _flush(
+        self, pending: dict[str, CardRecord | CardLineInvalid | None], *, full: bool
+    ) -> None:
+        cards_t, uids_t, invalid_t = (
+            ("cards_new", "uids_new", "invalid_new") if full else ("cards", "uids", "invalid_cards")
+        )
+        good = {num: r for num, r in pending.items() if isinstance(r, CardRecord)}
+        upserts = [(num, _card_encoder.encode(r)) for num, r in good.items()]
+        uid_rows = _uid_rows(good.values())
+        bad = [
+            (num, r.reason[:500]) for num, r in pending.items() if isinstance(r, CardLineInvalid)
+        ]
         if not full:
             # Drop every old UID of a changed or removed card before writing the new ones.
             await self._w.executemany(
                 "DELETE FROM uids WHERE number = ?", [(num,) for num in pending]
             )
-            gone = [(num,) for num, r in pending.items() if r is None]
+            # An unreadable line replaces the card: its old record may say it is active.
+            gone = [(num,) for num, r in pending.items() if not isinstance(r, CardRecord)]
             if gone:
                 await self._w.executemany("DELETE FROM cards WHERE number = ?", gone)
+            await self._w.executemany(
+                "DELETE FROM invalid_cards WHERE number = ?", [(num,) for num in pending]
+            )
+        if bad:
+            await self._w.executemany(
+                f"INSERT OR REPLACE INTO {invalid_t} (number, reason) VALUES (?, ?)",  # noqa: S608
+                bad,
+            )
         if upserts:
             await self._w.executemany(
                 f"INSERT OR REPLACE INTO {cards_t} (number, data) VALUES (?, ?)",  # noqa: S608

@@ -188,8 +188,22 @@ def decode_cards_header(line: bytes | str) -> CardsHeader:
     return h
 
 
-def decode_card_line(line: bytes | str) -> CardRecord | CardRemoved | CardsEnd:
-    """A feed line after the header: a card, a removal, or the end line."""
+class CardLineInvalid(msgspec.Struct, frozen=True, kw_only=True):
+    """A well-framed feed line (a JSON object) that is not a card (docs/architecture.md §5.5).
+
+    It is quarantined alone: the till refuses that card (``card_data_invalid``) and
+    applies every other line. ``number`` is None when not even the number is readable.
+    """
+
+    number: str | None
+    reason: str
+
+
+_any_json = msgspec.json.Decoder()
+
+
+def decode_card_line(line: bytes | str) -> CardRecord | CardRemoved | CardsEnd | CardLineInvalid:
+    """A feed line after the header: a card, a removal, the end line, or an invalid card."""
     # ValidationError subclasses DecodeError: catch it first.
     try:
         rec: CardRecord = _card_decoder.decode(line)
@@ -204,7 +218,16 @@ def decode_card_line(line: bytes | str) -> CardRecord | CardRemoved | CardsEnd:
             return other
         except msgspec.ValidationError:
             continue
-    raise WireError(f"card feed line: {first}") from None
+    try:
+        obj = _any_json.decode(line)
+    except msgspec.DecodeError as e:  # the typed decoder may say "wrong type" first
+        raise WireError(f"card feed line is not JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise WireError(f"card feed line is not an object: {first}") from None
+    if "end" in obj:  # a broken end line is framing: the feed cannot be trusted whole
+        raise WireError(f"card feed end line: {first}") from None
+    number = obj.get("number")
+    return CardLineInvalid(number=number if isinstance(number, str) else None, reason=str(first))
 
 
 # --- signing ------------------------------------------------------------------------

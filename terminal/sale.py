@@ -206,6 +206,8 @@ class SaleService:
             if card is not None:
                 self._cards[number] = card
         if card is None:
+            if await self._catalog.is_invalid(number):
+                raise Refused("card_data_invalid", details={"card": mask(number)})
             raise Refused("card_unknown", details={"card": mask(number)})
         return card
 
@@ -244,9 +246,9 @@ class SaleService:
         elif ev.uid is not None:
             card = await self._catalog.by_uid(ev.uid)
         if card is None:
-            self._publish(
-                CardErrorEvent(reason="card_unknown", message=message("card_unknown"), read=read)
-            )
+            invalid = ev.number is not None and await self._catalog.is_invalid(ev.number)
+            reason = "card_data_invalid" if invalid else "card_unknown"
+            self._publish(CardErrorEvent(reason=reason, message=message(reason), read=read))
             return
         log.info("card_read", card=card.number, source=ev.source, reader=ev.reader)
         self._publish(CardEvent(read=read, card=self.card_view(card, self._now())))

@@ -107,17 +107,10 @@ BAD_FEEDS = {
     "truncated": feed(9, [card(1), card(99, CardStatus.BLOCKED)], full=False, end=False),
     "wrong count": feed(9, [card(1), card(99)], full=False, count=3),
     "malformed line": [*feed(9, [card(1)], full=False)[:2], b'{"number": "01-0\n', b"x"],
-    "missing field": [
-        encode_line(CardsHeader(version=9, full=False)),
-        card_line(card(1)),
-        b'{"number": "01-000002", "holder": {"display_name": "A"}}\n',
-        encode_line(CardsEnd(end=True, count=2)),
-    ],
-    "float points": [
-        encode_line(CardsHeader(version=9, full=True)),
-        card_line(card(1)).replace(b'"points":0', b'"points":1.5'),
-        encode_line(CardsEnd(end=True, count=1)),
-    ],
+    # A well-framed line that is not a card is quarantined alone (docs/architecture.md
+    # §5.5; test_a_poisoned_line_is_refused_alone): only framing rejects a feed whole.
+    "broken end line": [*feed(9, [card(1)], full=False)[:2], b'{"end": "yes", "count": 1}\n'],
+    "a line that is not an object": [*feed(9, [card(1)], full=False)[:2], b"[1, 2]\n"],
     "no header": feed(9, [card(1)], full=True)[1:],
     "empty": [],
     "data after end": [*feed(9, [card(1)], full=True), card_line(card(2))],
@@ -257,3 +250,54 @@ async def test_cancelled_feed_is_rolled_back_and_the_next_one_applies(
         res = await cat.apply_feed(agen(feed(3, [card(7)], full=False)))
         assert res.accepted
         assert await cat.lookup("01-000007") == card(7)
+
+
+async def test_a_poisoned_line_is_refused_alone_and_the_rest_applies(
+    state_dir: Path, clock: FakeClock
+) -> None:
+    # One terminal once made the city send "points": 9.2e18: every till rejected the
+    # whole feed, so a card blocked in the same feed stayed active everywhere.
+    poisoned = card_line(card(3)).replace(b'"points":0', b'"points":9.2e18')
+    lines = [
+        encode_line(CardsHeader(version=1, full=True)),
+        card_line(card(1)),
+        card_line(card(2, CardStatus.BLOCKED)),
+        poisoned,
+        b'{"holder": {"display_name": "bez numeru"}}\n',  # not even a number: skipped
+        encode_line(CardsEnd(end=True, count=4)),
+    ]
+    async with await Catalog.open(state_dir / "catalog.sqlite", clock) as cat:
+        with structlog.testing.capture_logs() as logs:
+            res = await cat.apply_feed(agen(lines))
+        assert res.accepted, res.reason
+        blocked = await cat.lookup("01-000002")
+        assert blocked is not None
+        assert blocked.status == CardStatus.BLOCKED
+        assert await cat.lookup("01-000001") == card(1)
+        assert await cat.lookup("01-000003") is None
+        assert await cat.is_invalid("01-000003")
+        assert not await cat.is_invalid("01-000001")
+        assert sum(e["event"] == "card_line_invalid" for e in logs) == 2
+        # A delta that poisons a known card: its old record (active) must not stay usable.
+        res = await cat.apply_feed(
+            agen(
+                [
+                    encode_line(CardsHeader(version=2, full=False)),
+                    card_line(card(1)).replace(b'"status":"active"', b'"status":5'),
+                    encode_line(CardsEnd(end=True, count=1)),
+                ]
+            )
+        )
+        assert res.accepted
+        assert await cat.lookup("01-000001") is None
+        assert await cat.by_uid("04A1000001") is None
+        assert await cat.is_invalid("01-000001")
+        # The city mends it: the card is back and no longer refused.
+        res = await cat.apply_feed(agen(feed(3, [card(1)], full=False)))
+        assert res.accepted
+        assert await cat.lookup("01-000001") == card(1)
+        assert not await cat.is_invalid("01-000001")
+        # Framing still rejects a cut feed whole, poisoned line or not.
+        cut = await cat.apply_feed(agen(lines[:-1]))
+        assert not cut.accepted
+        assert await cat.lookup("01-000002") is not None

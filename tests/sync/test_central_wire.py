@@ -65,18 +65,33 @@ def test_garbage_feed_lines_raise_wire_error_only(data: bytes) -> None:
 @pytest.mark.parametrize(
     "line",
     [
-        b'{"number": "01-000018"}',  # neither card, removal nor end
-        b'{"number": "01-000018", "removed": false}',
         b'{"end": false, "count": 3}',
         b'{"end": true}',
-        b'{"number": "01-000018", "status": "lost", "holder": {"display_name": "A"}}',
         b"[1, 2]",
         b'{"number": "01-0',
     ],
 )
-def test_malformed_feed_lines_are_refused(line: bytes) -> None:
+def test_lines_that_break_the_framing_are_refused(line: bytes) -> None:
     with pytest.raises(wire.WireError):
         wire.decode_card_line(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"number": "01-000018"}',  # neither card, removal nor end
+        b'{"number": "01-000018", "removed": false}',
+        b'{"number": "01-000018", "status": "lost", "holder": {"display_name": "A"}}',
+        b'{"number": "01-000018", "status": "active", "holder": {"display_name": "A"},'
+        b' "points": 9.2e18}',
+    ],
+)
+def test_a_well_framed_line_that_is_no_card_is_quarantined_alone(line: bytes) -> None:
+    # docs/architecture.md §5.5 (the city's contract 11.6): these used to reject the feed.
+    got = wire.decode_card_line(line)
+    assert isinstance(got, wire.CardLineInvalid)
+    assert got.number == "01-000018"
+    assert got.reason
 
 
 def test_header_line() -> None:

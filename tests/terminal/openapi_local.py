@@ -259,6 +259,10 @@ def paths() -> dict[str, Any]:
                 "responses": {
                     "201": _ok("EntryResult", "The day_close entry and its summary."),
                     **AUTH,
+                    "409": _err(
+                        "`nothing_to_close`: no sale or void since the last Z report; "
+                        "`details.last_close_seq` is that report's seq (reprint it as KOPIA)."
+                    ),
                     "503": _err("`ledger_write_failed`: not saved."),
                 },
             }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from config.version import package_version
 from ledger.clock import FakeClock
 from ledger.domain import CardStatus
 from ledger.entry import verify_chain
+from sync.wire import CardsEnd, CardsHeader, encode_line
 from terminal.cmd_demo import luhn_complete
 from tests.printer.escpos_decode import decode
 from tests.terminal.daemon_harness import DaemonHarness, running_daemon, swipe_bytes
@@ -355,3 +357,26 @@ async def test_two_day_closes_at_once_write_one(h: DaemonHarness) -> None:
     await h.call("POST", "/sales", sale())
     results = await asyncio.gather(*(h.call("POST", "/day/close") for _ in range(3)))
     assert sorted(s for s, _ in results) == [201, 409, 409]
+
+
+async def test_a_card_whose_feed_line_was_unreadable_is_refused_as_card_data_invalid(
+    h: DaemonHarness,
+) -> None:
+    cat = h.daemon.catalog
+    version = (cat.cards_version or 0) + 1
+    lines = [
+        encode_line(CardsHeader(version=version, full=False)),
+        b'{"number": "' + ACTIVE.encode() + b'", "status": 5}\n',
+        encode_line(CardsEnd(end=True, count=1)),
+    ]
+
+    async def feed() -> AsyncIterator[bytes]:
+        for line in lines:
+            yield line
+
+    assert (await cat.apply_feed(feed())).accepted
+    status, body = await h.call("POST", "/cards/resolve", {"input": ACTIVE})
+    assert (status, body["error"]["code"]) == (422, "card_data_invalid")
+    assert "nieczytelne" in body["error"]["message"]
+    status, body = await h.call("POST", "/sales", sale())
+    assert (status, body["error"]["code"]) == (422, "card_data_invalid")
