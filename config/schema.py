@@ -210,7 +210,13 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
 class CentralSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     listen: str = "127.0.0.1:8765"
     database: str = "central.sqlite"
+    # An upload body's limit after inflating. Sized for the largest legitimate batch: the
+    # client's sync.batch_size at its maximum (10,000 entries) of entries up to ~6.5 KB
+    # (a sale with about a hundred benefits); a default batch (1,000 entries of ~0.7 KB)
+    # is under 1 MB.
     max_body_bytes: PositiveInt = 64 * 1024 * 1024
+    # Uploads verified at once; more get 503 with Retry-After (the client backs off).
+    max_concurrent_uploads: PositiveInt = 8
     # Demo only: enrol an unknown terminal's key on first upload.
     trust_on_first_use: bool = False
     # Load the Polish demo data set at first start.

@@ -64,6 +64,7 @@ ErrorCode = Literal[
     "method_not_allowed",  # 405
     "too_large",  # 413: body over the server's limit
     "unsupported_encoding",  # 415
+    "busy",  # 503: more uploads at once than the server verifies; retry after Retry-After
     "internal",  # 500
 ]
 

@@ -21,8 +21,16 @@ from ledger.canonical import canonical
 from ledger.clock import Clock, SystemClock
 from ledger.entry import Head
 from sync.central.db import CentralDB, TerminalRow
-from sync.central.verify import BatchRejected, check_signature, verify_chain_of
-from sync.wire import NDJSON, UploadError, UploadOk, WireError, decode_upload, encode
+from sync.central.verify import BatchRejected, VerifiedBatch, check_signature, verify_chain_of
+from sync.wire import (
+    NDJSON,
+    RawUploadBatch,
+    UploadError,
+    UploadOk,
+    WireError,
+    decode_upload,
+    encode,
+)
 
 log = structlog.get_logger()
 
@@ -30,6 +38,8 @@ log = structlog.get_logger()
 DB_KEY: Final = web.AppKey("db", CentralDB)
 CFG_KEY: Final = web.AppKey("cfg", CentralConfig)
 WRITE_LOCK_KEY: Final = web.AppKey("write_lock", asyncio.Lock)
+UPLOADS_KEY: Final = web.AppKey("uploads", list[int])  # [uploads being handled now]
+BUSY_RETRY_AFTER_S: Final = 2
 
 _ACCEPTED_ENCODINGS = frozenset({"", "identity", "gzip", "deflate"})
 _HTTP_CODES = {
@@ -192,17 +202,39 @@ def _refuse_with_head(e: BatchRejected, head: Head) -> NoReturn:
 async def post_entries(request: web.Request) -> web.Response:
     row = await _terminal_itself(request)
     _only_query(request)
-    db, cfg = request.app[DB_KEY], request.app[CFG_KEY]
-    tid = row.id
-    bound = log.bind(terminal=tid)
-    data = await _read_body(request, cfg.central.max_body_bytes)
+    cfg = request.app[CFG_KEY]
+    bound = log.bind(terminal=row.id)
+    uploads = request.app[UPLOADS_KEY]
+    if uploads[0] >= cfg.central.max_concurrent_uploads:
+        bound.info("upload_busy", active=uploads[0])
+        raise Reply(
+            503,
+            "busy",
+            f"more than {cfg.central.max_concurrent_uploads} uploads at once; retry later",
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+        )
+    uploads[0] += 1
+    try:
+        return await _post_entries(request, row, bound)
+    finally:
+        uploads[0] -= 1
+
+
+def _decode_and_verify(tid: str, data: bytes) -> tuple[RawUploadBatch, VerifiedBatch]:
+    """Decoding and checking, both CPU work on a large batch: run off the event loop."""
     try:
         batch = decode_upload(data)
     except WireError as e:
-        raise Reply(400, "bad_request", str(e), head=row.head) from None
+        raise BatchRejected(400, "bad_request", str(e)) from None
+    return batch, verify_chain_of(tid, batch.entries)
+
+
+async def _post_entries(request: web.Request, row: TerminalRow, bound: Any) -> web.Response:
+    db, cfg = request.app[DB_KEY], request.app[CFG_KEY]
+    tid = row.id
+    data = await _read_body(request, cfg.central.max_body_bytes)
     try:
-        # CPU work (a sha256 and a canonical encoding per entry) off the event loop.
-        verified = await asyncio.to_thread(verify_chain_of, tid, batch.entries)
+        batch, verified = await asyncio.to_thread(_decode_and_verify, tid, data)
         enrolled = row.public_key
         if enrolled is None and cfg.central.trust_on_first_use:
             check_signature(tid, batch, verified)
@@ -320,6 +352,7 @@ def build_app(
     app[DB_KEY] = db
     app[CFG_KEY] = cfg
     app[WRITE_LOCK_KEY] = asyncio.Lock()
+    app[UPLOADS_KEY] = [0]
     app.router.add_get("/v1/health", health)
     app.router.add_get("/v1/terminals/{tid}/head", get_head)
     app.router.add_post("/v1/terminals/{tid}/entries", post_entries)

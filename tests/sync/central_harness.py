@@ -102,6 +102,9 @@ class CentralHarness:
         enrol_key: bool = True,
         seed: bool = True,
         clock: Clock | None = None,
+        # The fleet's control night measures a herd the server lets in: no gate by
+        # default here (the shipped default is 8; test_central_hostile.py tests it).
+        max_concurrent_uploads: int = 1024,
     ) -> AsyncIterator[CentralHarness]:
         cfg = CentralConfig(
             central=CentralSection(
@@ -109,6 +112,7 @@ class CentralHarness:
                 database=str(tmp_path / "central.sqlite"),
                 max_body_bytes=max_body_bytes,
                 trust_on_first_use=trust_on_first_use,
+                max_concurrent_uploads=max_concurrent_uploads,
             )
         )
         key = Ed25519PrivateKey.generate()
