@@ -676,6 +676,18 @@ def _split_schema() -> list[str]:
     return stmts
 
 
+def writer_running(path: Path) -> bool:
+    """Whether another process (the daemon) holds this ledger open for writing."""
+    try:
+        fd = _take_lock(path)
+    except LedgerLockedError:
+        return True
+    except LedgerError:
+        return False  # no lock can be made here: nothing holds one either
+    os.close(fd)
+    return False
+
+
 def _take_lock(path: Path) -> int:
     """Take the exclusive writer lock beside the database, or raise LedgerLockedError."""
     lock_path = path.with_name(path.name + ".lock")

@@ -21,7 +21,7 @@ from config.loader import EXIT_BAD_CONFIG, load_config
 from config.logging import configure_logging
 from config.schema import Config, parse_listen
 from ledger.clock import SystemClock
-from ledger.store import LedgerError, LedgerStore, ledger_path
+from ledger.store import LedgerError, LedgerStore, ledger_path, writer_running
 from sync.catalog import Catalog, CatalogError, catalog_path
 from sync.client import SyncClient, SyncEvent
 from sync.keys import KeyFileError, load_or_create_key
@@ -68,6 +68,14 @@ async def sync_once(
         outcome = await _ask_daemon(cfg, err)
         if outcome is not None:
             return _summarise(outcome, out)
+    elif writer_running(ledger_path(Path(cfg.terminal.state_dir))):
+        flag = "--clear-fork-alarm" if clear_fork else "--standalone"
+        err.write(
+            f"kartapos sync: {flag} needs the daemon stopped, and it is running (it holds "
+            f"the ledger {ledger_path(Path(cfg.terminal.state_dir))}): stop it first "
+            "(systemctl stop kartapos), or run `kartapos sync` without it to ask the daemon\n"
+        )
+        return EXIT_BAD_CONFIG
     try:
         outcome = await _run_here(cfg, clear_fork, err, max_attempts)
     except _Refused as e:

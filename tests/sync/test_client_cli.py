@@ -186,3 +186,22 @@ def test_progress_is_a_bar_on_a_tty_and_lines_otherwise() -> None:
         lines(SyncEvent("upload_progress", acked_seq=acked, local_seq=1000))
     assert "\r" not in plain.getvalue()
     assert 10 <= plain.getvalue().count("\n") <= 11
+
+
+@pytest.mark.parametrize("flags", [{"standalone": True}, {"clear_fork": True}])
+async def test_standalone_and_clear_fork_refuse_while_the_daemon_runs(
+    tmp_path: Path, flags: dict[str, bool]
+) -> None:
+    # Their help says the daemon must be stopped; they used to run beside it anyway.
+    state = tmp_path / "state"
+    state.mkdir()
+    cfg = load_config(write_config(tmp_path, "http://127.0.0.1:9", 1))
+    err = io.StringIO()
+    async with await LedgerStore.open(state / "ledger.sqlite", terminal=TID):  # the daemon
+        rc = await sync_once(cfg, out=io.StringIO(), err=err, **flags)
+    assert rc == 2
+    assert "needs the daemon stopped" in err.getvalue()
+    assert str(state / "ledger.sqlite") in err.getvalue()
+    # Stopped: the same command goes on (and fails later only for the unreachable city).
+    rc = await sync_once(cfg, out=io.StringIO(), err=io.StringIO(), max_attempts=1, **flags)
+    assert rc == 1  # the city at port 9 does not answer: a failed sync, not a refusal
