@@ -226,6 +226,10 @@ def _decode_and_verify(tid: str, data: bytes) -> tuple[RawUploadBatch, VerifiedB
         batch = decode_upload(data)
     except WireError as e:
         raise BatchRejected(400, "bad_request", str(e)) from None
+    except RecursionError:
+        # msgspec stops at the interpreter's depth limit (~1000) with a clean RecursionError;
+        # verify_chain_of refuses anything past MAX_DEPTH that decodes, without recursing.
+        raise BatchRejected(400, "bad_request", "the body nests too deeply") from None
     return batch, verify_chain_of(tid, batch.entries)
 
 

@@ -148,3 +148,16 @@ async def test_deep_nesting_is_a_400_not_a_500(central: CentralHarness) -> None:
     assert status == 400, reply
     assert reply["error"] == "bad_request"
     assert str(MAX_DEPTH) in reply.get("message", "")
+
+
+@pytest.mark.parametrize("depth", [999, 1000, 100_000])
+async def test_nesting_past_the_decoders_limit_is_a_400_not_a_500(
+    central: CentralHarness, depth: int
+) -> None:
+    # msgspec itself raises RecursionError here (before any check of ours ran): it was a 500.
+    deep = "[" * depth + "1" + "]" * depth
+    tail = '}], "signature": "AA==", "public_key": "AA=="}'
+    status, reply = await _post(central, ('{"entries": [{"seq": 1, "x": ' + deep + tail).encode())
+    assert (status, reply["error"]) == (400, "bad_request"), reply
+    async with central.session() as http, http.get("/v1/health") as r:
+        assert r.status == 200
