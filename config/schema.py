@@ -210,11 +210,14 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
 class CentralSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     listen: str = "127.0.0.1:8765"
     database: str = "central.sqlite"
-    # An upload body's limit after inflating. Sized for the largest legitimate batch: the
-    # client's sync.batch_size at its maximum (10,000 entries) of entries up to ~6.5 KB
-    # (a sale with about a hundred benefits); a default batch (1,000 entries of ~0.7 KB)
-    # is under 1 MB.
-    max_body_bytes: PositiveInt = 64 * 1024 * 1024
+    # An upload body's limit after inflating. Sized for the largest legitimate batch of the
+    # default sync.batch_size: 1,000 entries of up to 4 KiB (a till's sale is ~0.7 KB, ~1.6
+    # KB with a dozen benefits). A bigger batch gets 413 and the client halves it until it
+    # fits; one entry alone always fits (the till's own API takes requests of 64 KiB at
+    # most). Why not more: a hostile body decodes to ~20x its size in Python objects (a
+    # 60 MiB gzip bomb of "[]," cost 1.25 GB), so this times max_concurrent_uploads bounds
+    # the uploads' memory: 4 MiB x 8 is under 1 GB at worst.
+    max_body_bytes: PositiveInt = 4 * 1024 * 1024
     # Uploads verified at once; more get 503 with Retry-After (the client backs off).
     max_concurrent_uploads: PositiveInt = 8
     # Demo only: enrol an unknown terminal's key on first upload.
