@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -203,8 +204,24 @@ class CardLineInvalid(msgspec.Struct, frozen=True, kw_only=True):
 _any_json = msgspec.json.Decoder()
 
 
+# The city writes a card line's number first; a line too deep to decode is known by it.
+_LEADING_NUMBER = re.compile(rb'\{\s*"number"\s*:\s*"([^"\\]{1,64})"')
+
+
 def decode_card_line(line: bytes | str) -> CardRecord | CardRemoved | CardsEnd | CardLineInvalid:
     """A feed line after the header: a card, a removal, the end line, or an invalid card."""
+    try:
+        return _decode_card_line(line)
+    except RecursionError:
+        # msgspec stops at the interpreter's depth limit: the line is an unreadable card
+        # (a broken end line among them, so the feed then lacks its end and is refused).
+        raw = line.encode("utf-8", "replace") if isinstance(line, str) else line
+        m = _LEADING_NUMBER.match(raw)
+        number = m.group(1).decode("utf-8", "replace") if m else None
+        return CardLineInvalid(number=number, reason="the line nests too deeply to decode")
+
+
+def _decode_card_line(line: bytes | str) -> CardRecord | CardRemoved | CardsEnd | CardLineInvalid:
     # ValidationError subclasses DecodeError: catch it first.
     try:
         rec: CardRecord = _card_decoder.decode(line)

@@ -301,3 +301,34 @@ async def test_a_poisoned_line_is_refused_alone_and_the_rest_applies(
         cut = await cat.apply_feed(agen(lines[:-1]))
         assert not cut.accepted
         assert await cat.lookup("01-000002") is not None
+
+
+async def test_a_line_too_deep_to_decode_is_refused_alone(
+    state_dir: Path, clock: FakeClock
+) -> None:
+    # msgspec raised RecursionError on it, which aborted the whole feed (not a WireError):
+    # the card blocked in the same feed stayed active.
+    deep = b"[" * 5000 + b"]" * 5000
+    lines = [
+        encode_line(CardsHeader(version=1, full=True)),
+        card_line(card(1)),
+        card_line(card(2, CardStatus.BLOCKED)),
+        card_line(card(3)).replace(b'"status":"active"', b'"status":' + deep),
+        encode_line(CardsEnd(end=True, count=3)),
+    ]
+    async with await Catalog.open(state_dir / "catalog.sqlite", clock) as cat:
+        res = await cat.apply_feed(agen(lines))
+        assert res.accepted, res.reason
+        blocked = await cat.lookup("01-000002")
+        assert blocked is not None
+        assert blocked.status == CardStatus.BLOCKED
+        assert await cat.lookup("01-000003") is None
+        assert await cat.is_invalid("01-000003")
+        # A deep end line is framing: the feed has no end and is refused whole.
+        cut = [encode_line(CardsHeader(version=2, full=True)), *lines[1:-1]]
+        cut.append(b'{"end": true, "count": ' + deep + b"}\n")
+        res = await cat.apply_feed(agen(cut))
+        assert not res.accepted
+        assert "end" in (res.reason or ""), res.reason
+        cut[-1] = encode_line(CardsEnd(end=True, count=3))
+        assert (await cat.apply_feed(agen(cut))).accepted  # the same feed with its end applies
