@@ -19,8 +19,6 @@ from ledger.rules import MAX_AMOUNT_GR, MAX_ENTRY_POINTS
 from sync.wire import RawUploadBatch, verify_batch_signature
 
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
-# Fields whose types msgspec checks (no floats there); only other fields are walked.
-_TYPED_FIELDS = frozenset(f.name for f in msgspec.structs.fields(Entry))
 
 
 class BatchRejected(Exception):
