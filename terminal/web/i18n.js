@@ -190,6 +190,7 @@ export const ERRORS = {
   card_unknown: "Nieznana karta — nie ma jej na liście kart.",
   card_blocked: "Karta zastrzeżona — nie można jej użyć.",
   card_inactive: "Karta nieaktywna — brak ważnego programu.",
+  card_data_invalid: "Dane tej karty z listy miasta są nieczytelne — zgłoś to w biurze programu.",
   benefit_unavailable: "Tego benefitu nie można teraz użyć.",
   points_locked: "Punktów tego benefitu nie można zmieniać.",
   insufficient_points: "Za mało punktów na karcie.",
