@@ -52,6 +52,14 @@ def check_state_dir(state_dir: Path) -> Check:
     return ok(what, f"{state_dir} is writable ({owner(st)})")
 
 
+def format_size(n_bytes: int) -> str:
+    """Say a size with no thousands separator a Polish reader could take for decimals."""
+    mib = n_bytes / 2**20
+    if mib < 10 * 1024:
+        return f"{mib:.0f} MiB"
+    return f"{mib / 1024:.1f} GiB"
+
+
 def check_disk(state_dir: Path) -> Check:
     what = "disk space"
     probe = state_dir
@@ -59,7 +67,7 @@ def check_disk(state_dir: Path) -> Check:
         probe = probe.parent
     vfs = os.statvfs(probe)
     free = vfs.f_bavail * vfs.f_frsize
-    detail = f"{free / 2**20:,.0f} MiB free for {probe}"
+    detail = f"{format_size(free)} free for {probe}"
     if free < DISK_FAIL_BYTES or (vfs.f_files and vfs.f_favail < 1000):
         return fail(what, detail + " (sales need room)", "free space on that file system")
     if free < DISK_WARN_BYTES:

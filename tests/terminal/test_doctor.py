@@ -620,3 +620,26 @@ async def test_running_daemon_gives_live_reader_state(
         log.close()
         listener.sock.close()
     assert daemon.returncode == 0
+
+
+def test_disk_sizes_carry_no_thousands_comma(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Catches '80,570 MiB', which a Polish reader takes for 80.57 MiB."""
+    from terminal.doctor import state as doctor_state
+
+    assert doctor_state.format_size(512 * 2**20) == "512 MiB"
+    assert doctor_state.format_size(80570 * 2**20) == "78.7 GiB"
+    real = os.statvfs(tmp_path)
+
+    class _Vfs:
+        f_bavail = 80570 * 2**20 // real.f_frsize
+        f_frsize = real.f_frsize
+        f_files = real.f_files
+        f_favail = real.f_favail
+
+    monkeypatch.setattr(os, "statvfs", lambda _path: _Vfs())
+    disk = doctor_state.check_disk(tmp_path)
+    assert disk.level is Level.OK
+    assert disk.detail == f"78.7 GiB free for {tmp_path}"
+    assert "," not in disk.detail
