@@ -40,25 +40,100 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.usage = "kartapos central [-h] -c FILE [ACTION [ARGS ...]]"
     parser.add_argument("-c", "--config", required=True, metavar="FILE", help="server TOML file")
-    sub = parser.add_subparsers(dest="action", metavar="ACTION")
-    p = sub.add_parser("enrol", help="enrol a terminal with its token (and public key)")
-    p.add_argument("terminal_id", metavar="TID")
-    p.add_argument("--partner", required=True, metavar="PID")
-    p.add_argument("--token-file", required=True, metavar="PATH", type=Path)
-    p.add_argument("--public-key", metavar="B64", help="the output of `kartapos keys show`")
-    p = sub.add_parser("seed-demo", help="load the demo data set (idempotent)")
-    p.add_argument("--token-file", metavar="PATH", type=Path, help="also enrol T-DEMO")
-    p = sub.add_parser("load-cards", help="load cards from a .json or .csv file")
-    p.add_argument("file", metavar="FILE", type=Path)
-    p = sub.add_parser("load-rules", help="store a partner's rules document")
-    p.add_argument("partner_id", metavar="PID")
-    p.add_argument("file", metavar="FILE", type=Path)
-    p = sub.add_parser("block-card", help="block a card (zastrzeżona)")
-    p.add_argument("number", metavar="NUMBER")
-    p = sub.add_parser("unblock-card", help="make a blocked card active again")
-    p.add_argument("number", metavar="NUMBER")
-    sub.add_parser("compact-cards", help="forget removed cards (older terminals get a full list)")
-    sub.add_parser("heads", help="list terminals and their last received entry")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", prog="kartapos central -c FILE")
+
+    def action(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=summary,
+            description=description,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    from sync.central.admin import MIN_TOKEN_LENGTH
+
+    p = action(
+        "enrol",
+        "enrol a terminal with its token (and public key)",
+        "Enrol terminal TID for partner PID, or change its token, partner or key.\n"
+        "The terminal authenticates with the token in PATH. Without --public-key an\n"
+        "enrolled key is kept; with none, uploads need trust_on_first_use in the config.",
+    )
+    p.add_argument("terminal_id", metavar="TID", help="the terminal's id, e.g. T-0002")
+    p.add_argument(
+        "--partner", required=True, metavar="PID", help="the partner shop it sells for, e.g. P-0001"
+    )
+    p.add_argument(
+        "--token-file",
+        required=True,
+        metavar="PATH",
+        type=Path,
+        help=f"the terminal's bearer token (at least {MIN_TOKEN_LENGTH} characters); "
+        "made and written there (mode 0600) when PATH does not exist",
+    )
+    p.add_argument(
+        "--public-key",
+        metavar="B64",
+        help="the terminal's Ed25519 public key: the output of `kartapos keys show`",
+    )
+    p = action(
+        "seed-demo",
+        "load the demo data set (idempotent)",
+        "Load the Polish demo cards, partner P-0001 and its rules; running it again\n"
+        "changes nothing.",
+    )
+    p.add_argument(
+        "--token-file",
+        metavar="PATH",
+        type=Path,
+        help="also enrol T-DEMO for P-0001 with the token in PATH (made when missing)",
+    )
+    p = action(
+        "load-cards",
+        "load cards from a .json or .csv file",
+        "Add, change or remove cards in one transaction; terminals get the change in\n"
+        "their next card-list delta.",
+    )
+    p.add_argument(
+        "file",
+        metavar="FILE",
+        type=Path,
+        help="FILE.json (a list of card objects) or FILE.csv with the header "
+        "number,status,display_name[,birth_date,uids,programs,points]; "
+        "status 'removed' drops a card",
+    )
+    p = action(
+        "load-rules",
+        "store a partner's rules document",
+        "Store partner PID's rules document (benefits, points, tiers), replacing the\n"
+        "one before; its terminals fetch it at their next sync.",
+    )
+    p.add_argument("partner_id", metavar="PID", help="the partner, e.g. P-0001")
+    p.add_argument("file", metavar="FILE", type=Path, help="the rules document (JSON)")
+    p = action(
+        "block-card",
+        "block a card (zastrzeżona)",
+        "Mark a card blocked (zastrzeżona); terminals refuse it after their next sync.",
+    )
+    p.add_argument("number", metavar="NUMBER", help="the card number as printed, e.g. 01-000018")
+    p = action(
+        "unblock-card",
+        "make a blocked card active again",
+        "Make a blocked card active again; terminals accept it after their next sync.",
+    )
+    p.add_argument("number", metavar="NUMBER", help="the card number as printed, e.g. 01-000018")
+    action(
+        "compact-cards",
+        "forget removed cards (older terminals get a full list)",
+        "Forget removed cards; no arguments. Terminals whose card list is older than the\n"
+        "current version then get the full list instead of a delta.",
+    )
+    action(
+        "heads",
+        "list terminals and their last received entry",
+        "List every enrolled terminal, its partner and the last entry (seq, hash) the\n"
+        "server received from it; no arguments.",
+    )
 
 
 def token_from_file(path: Path) -> tuple[str, bool]:

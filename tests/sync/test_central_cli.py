@@ -240,3 +240,33 @@ def test_server_process_serves_and_stops_on_sigterm(cfg: Path, tmp_path: Path) -
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+
+
+CENTRAL_ACTIONS = {
+    # action: what its --help must name (its arguments, or that it takes none)
+    "enrol": ("TID", "--partner", "--token-file", "--public-key", "0600"),
+    "seed-demo": ("--token-file", "T-DEMO"),
+    "load-cards": ("FILE", ".csv", "number,status,display_name"),
+    "load-rules": ("PID", "FILE", "JSON"),
+    "block-card": ("NUMBER", "01-000018"),
+    "unblock-card": ("NUMBER", "01-000018"),
+    "compact-cards": ("no arguments",),
+    "heads": ("no arguments",),
+}
+
+
+@pytest.mark.parametrize("action", sorted(CENTRAL_ACTIONS))
+def test_every_action_has_its_own_help(action: str, tmp_path: Path) -> None:
+    """Catches `central enrol --help` listing bare TID / --partner with no word on them."""
+    r = kartapos("central", "-c", "central.toml", action, "--help", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"usage: kartapos central -c FILE {action}"), r.stdout
+    description = r.stdout.split("\n\n")[1]
+    assert len(description.split()) >= 8, r.stdout  # a sentence, not just the usage
+    for needle in CENTRAL_ACTIONS[action]:
+        assert needle in r.stdout, (needle, r.stdout)
+    arguments = r.stdout.split("\n\n", 2)[2]  # after the usage and the description
+    for line in arguments.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("TID", "PID", "FILE", "NUMBER", "--")) and " " not in stripped:
+            raise AssertionError(f"argument without help: {line!r}")
