@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -17,11 +18,10 @@ import sys
 import termios
 import tty
 from pathlib import Path
-from typing import Any
 
-from config.loader import config_from_dict
+from config.loader import ConfigError, load_config
 from config.logging import configure_logging
-from config.schema import CentralConfig, CentralSection, Config, parse_listen
+from config.schema import CentralConfig, CentralSection, parse_listen
 from ledger.store import LedgerLockedError
 from sync.central.app import CentralServer
 from sync.central.demo_data import DEMO_CASHIER_PINS, DEMO_PARTNER, DEMO_TERMINAL
@@ -118,25 +118,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _demo_config(state: Path, listen: str, central_url: str, reader_path: str) -> Config:
-    data: dict[str, Any] = {
-        "terminal": {
-            "id": DEMO_TERMINAL,
-            "partner_id": DEMO_PARTNER,
-            "state_dir": str(state / "terminal"),
-        },
-        "api": {"listen": listen},
-        "readers": [{"name": "msr", "kind": "serial", "path": reader_path, "baudrate": 9600}],
-        "printer": {"kind": "file", "path": str(state / "receipts.bin"), "columns": 48},
-        "sync": {
-            "url": central_url,
-            "token_file": str(state / "terminal-token"),
-            "upload_interval_s": 30,
-            "catalog_refresh_s": 60,
-        },
-        "logging": {"level": "info", "format": "console"},
-    }
-    return config_from_dict(data, base=state, name="<demo>")
+DEMO_CONFIG_FILE = "kartapos-demo.toml"
+READER_LINK = "reader-msr"
+
+
+def _toml(value: object) -> str:
+    # json's string escapes are valid TOML basic strings; ints are the same in both
+    return json.dumps(value, ensure_ascii=False)
+
+
+def write_demo_config(state: Path, listen: str, central_url: str, reader_path: str) -> Path:
+    """Write the config the demo runs with into its state dir; its path.
+
+    The reader is the pty's slave, whose /dev/pts number changes with every start: the
+    config names ``<state>/reader-msr``, a link this start points at it, so the file
+    stays the same and ``kartapos doctor -c`` checks the very port the daemon holds.
+    """
+    link = state / READER_LINK
+    tmp_link = state / (READER_LINK + ".new")
+    tmp_link.unlink(missing_ok=True)
+    tmp_link.symlink_to(reader_path)
+    tmp_link.replace(link)
+    text = (
+        "# Written by `kartapos demo` at every start: the config its daemon runs with.\n"
+        "# Paths are relative to this file's folder. The reader is valid while the demo runs.\n"
+        "[terminal]\n"
+        f"id = {_toml(DEMO_TERMINAL)}\n"
+        f"partner_id = {_toml(DEMO_PARTNER)}\n"
+        'state_dir = "terminal"\n\n'
+        "[api]\n"
+        f"listen = {_toml(listen)}\n\n"
+        "[[readers]]\n"
+        'name = "msr"\n'
+        'kind = "serial"\n'
+        f"path = {_toml(READER_LINK)}\n"
+        "baudrate = 9600\n\n"
+        "[printer]\n"
+        'kind = "file"\n'
+        'path = "receipts.bin"\n'
+        "columns = 48\n\n"
+        "[sync]\n"
+        f"url = {_toml(central_url)}\n"
+        'token_file = "terminal-token"\n'
+        "upload_interval_s = 30\n"
+        "catalog_refresh_s = 60\n\n"
+        "[logging]\n"
+        'level = "info"\n'
+        'format = "console"\n'
+    )
+    path = state / DEMO_CONFIG_FILE
+    tmp = state / (DEMO_CONFIG_FILE + ".new")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
 
 
 def _prepare(args: argparse.Namespace) -> tuple[Path, str]:
@@ -165,7 +199,8 @@ async def _demo(args: argparse.Namespace, state: Path, token: str) -> int:
     try:
         async with CentralServer(central_cfg) as central:
             await central.db.enrol(DEMO_TERMINAL, DEMO_PARTNER, token, None)
-            cfg = _demo_config(state, args.listen, central.url, swipes.path)
+            cfg_path = write_demo_config(state, args.listen, central.url, swipes.path)
+            cfg = load_config(cfg_path)
             async with Daemon(cfg, demo=swipes) as daemon:
                 result = await daemon.sync.cycle()
                 if not result.ok:
@@ -182,6 +217,8 @@ async def _demo(args: argparse.Namespace, state: Path, token: str) -> int:
                         f"  PIN kasjera (tylko demo): {pins}\n"
                         f"  Serwer miasta:   {central.url}\n"
                         f"  Paragony:        {state / 'receipts.bin'} (podgląd na stronie)\n"
+                        f"  Config:          {cfg_path}\n"
+                        f"                   (kartapos doctor -c {cfg_path})\n"
                         f"  Zatrzymanie:     Ctrl+C\n",
                         flush=True,
                     )
@@ -203,6 +240,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         state, token = _prepare(args)
         return asyncio.run(_demo(args, state, token))
+    except ConfigError as e:
+        print(f"kartapos demo: the demo's own config is refused: {e}", file=sys.stderr)
+        return 2
     except LedgerLockedError as e:
         print(f"kartapos demo: another demo or daemon uses {args.state_dir}: {e}", file=sys.stderr)
         return 1

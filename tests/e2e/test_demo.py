@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,3 +73,23 @@ def test_simulated_swipes_show_cards(demo_page: Page, demo_url: str) -> None:
     expect(page.locator("#card-refusal")).to_have_attribute("data-reason", "payment_card")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "test_demo-simulated-swipes.png"))
+
+
+def test_doctor_passes_on_the_demos_own_config(demo_url: str, tmp_path: Path) -> None:
+    """Catches a demo whose config exists only in memory (doctor had nothing true to check)."""
+    config = tmp_path / "demo-state" / "kartapos-demo.toml"
+    assert config.is_file()
+    log = tmp_path / "demo.log"
+    wait_for(
+        "the banner", lambda: str(config) in log.read_text(errors="replace") or None, timeout=10
+    )
+    r = subprocess.run(
+        [KARTAPOS, "doctor", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "reader msr (serial): held by the running daemon" in r.stdout, r.stdout
+    assert "daemon: running at" in r.stdout, r.stdout
