@@ -390,3 +390,25 @@ def test_f10_twice_offers_the_copy_of_the_last_z_report(
     )
     assert [e["kind"] for e in stack.ledger()] == ["day_close"], "no second Z report"
     assert z["seq"] == 1
+
+
+def test_f10_twice_copy_by_clicks_only(page: Page, stack: Stack) -> None:
+    """Catches a copy button that answers only Enter (a touch till has no keyboard)."""
+    login_with_keypad(page, stack)
+    dialog = page.locator("#dialog")
+    close_day = page.get_by_role("button", name="F10 Zamknij dzień")
+    confirm = dialog.get_by_role("button", name="Tak, zamknij dzień")
+    close_day.click()
+    confirm.click()
+    expect(page.locator("#result")).to_have_attribute("data-kind", "day_close")
+    close_day.click()
+    confirm.click()
+    expect(dialog).to_contain_text("Dzień jest już zamknięty")
+    dialog.get_by_role("button", name="Drukuj kopię ostatniego raportu").click()
+    expect(dialog).to_be_hidden()
+    wait_for(
+        "the Z report's copy on paper",
+        lambda: stack.receipts.read_bytes().count(b"KOPIA") >= 2 or None,
+        timeout=10,
+    )
+    assert [e["kind"] for e in stack.ledger()] == ["day_close"], "no second Z report"
