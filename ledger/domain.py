@@ -73,12 +73,16 @@ class Benefit(msgspec.Struct, frozen=True, kw_only=True):
     programs: tuple[str, ...] = ()  # empty: any programme
     points: int = 0  # points granted per use
     points_locked: bool = False
-    min_points: int | None = None  # available only above this balance
+    min_points: int | None = None  # available only when the balance is above this
     max_persons: int | None = None  # distinct residents, programme-wide
     uses_per_period: int | None = None  # uses (or hours) per period, per card
     period: Period | None = None
     unit: Unit = "pieces"
     persons_used: int = 0  # distinct residents so far, as the server counted
+    # Set by the till, never by the city: why this benefit could not be read (an unknown
+    # enum value, a wrong type). `sync.wire.decode_rules` keeps such a benefit with its id
+    # and name so the screen shows it unavailable (benefit_unsupported) and the rest sells.
+    unsupported: str | None = None
 
 
 class EarnRule(msgspec.Struct, frozen=True, kw_only=True):

@@ -3,6 +3,11 @@
 This module is the one table of cashier-facing refusal text: the rules engine raises
 `Refusal` with a code from `MESSAGES`, the screen shows `Refusal.message`, the card view
 carries the bare code as a benefit's ``reason``. Translate here, nowhere else.
+
+A refused benefit (docs/architecture.md §5.3, the contract's 11.1) is one code,
+``benefit_unavailable``, with the specific ``reason`` (``period_limit_reached``, …) and
+the ``benefit`` id; its message is the reason's sentence. The rules engine builds it
+(`Refusal.of_benefit`); every layer above only copies the three fields.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ MESSAGES: dict[str, str] = {
     "użyć. Zgłoś to w biurze programu Karta Mieszkańca.",
     # a benefit
     "benefit_unavailable": "Ten benefit nie jest dostępny u tego partnera.",
+    "benefit_unsupported": "Kasa nie rozpoznaje ustawień tego benefitu — nie można go teraz "
+    "udzielić. Zgłoś to w biurze programu Karta Mieszkańca.",
     "inactive": "Benefit jest nieaktywny.",
     "not_yet_valid": "Benefit jeszcze nie obowiązuje.",
     "expired": "Benefit już nie obowiązuje.",
@@ -59,7 +66,7 @@ DETAIL_MESSAGES: dict[str, str] = {
     "age_above": "Wymagany wiek do {age_max} lat.",
     "not_yet_valid": "Obowiązuje od {valid_from}.",
     "expired": "Obowiązywał do {valid_to}.",
-    "points_below_threshold": "Wymagane co najmniej {min_points} pkt.",
+    "points_below_threshold": "Dostępny po przekroczeniu {min_points} pkt (saldo: {balance} pkt).",
 }
 
 
@@ -85,20 +92,48 @@ def message_for(code: str, details: Mapping[str, object] | None = None) -> str:
     return f"{base} {extra}"
 
 
+BENEFIT_UNAVAILABLE = "benefit_unavailable"
+
+
 class Refusal(Exception):
-    """The engine says no: a code from `MESSAGES`, its Polish message and the details."""
+    """The engine says no: a code from `MESSAGES`, its Polish message and the details.
+
+    ``reason`` and ``benefit`` are set for a refused benefit (code ``benefit_unavailable``):
+    the message is then the reason's own sentence.
+    """
 
     code: str
+    reason: str | None
+    benefit: str | None
     message: str
     details: dict[str, object]
 
-    def __init__(self, code: str, details: Mapping[str, object] | None = None) -> None:
-        if code not in MESSAGES:
-            raise KeyError(f"refusal code {code!r} has no message in ledger.refusals.MESSAGES")
+    def __init__(
+        self,
+        code: str,
+        details: Mapping[str, object] | None = None,
+        *,
+        reason: str | None = None,
+        benefit: str | None = None,
+    ) -> None:
+        for c in (code, reason):
+            if c is not None and c not in MESSAGES:
+                raise KeyError(f"refusal code {c!r} has no message in ledger.refusals.MESSAGES")
         self.code = code
+        self.reason = reason
+        self.benefit = benefit
         self.details = dict(details or {})
-        self.message = message_for(code, self.details)
+        self.message = message_for(reason or code, self.details)
         super().__init__(code, self.message)
 
+    @classmethod
+    def of_benefit(
+        cls, benefit: str, reason: str | None, details: Mapping[str, object] | None = None
+    ) -> Refusal:
+        """A refused benefit: code ``benefit_unavailable`` with the specific reason."""
+        return cls(BENEFIT_UNAVAILABLE, details, reason=reason, benefit=benefit)
+
     def __str__(self) -> str:
+        if self.reason is not None:
+            return f"{self.code} ({self.reason}): {self.message}"
         return f"{self.code}: {self.message}"

@@ -18,12 +18,20 @@ Decisions (tested in ``tests/ledger/test_rules*.py`` and ``test_benefit_fields.p
 * A benefit grants ``points`` per use times the quantity (pieces or hours). The cashier
   may override the points of a single unlocked benefit (the override is the total for
   it in this sale) only with a non-empty reason; a locked benefit refuses any override.
-* ``limited = False`` means "any number of times": the per-period and persons limits are
-  not applied. ``limited = True`` applies ``uses_per_period`` per ``period`` (calendar
-  day / ISO week / month / year) or, without a period, over the card's whole history;
-  the quantity counts against the limit. ``visible`` only says whether the city's web
-  site and app show the benefit: the till still offers it, marked not visible.
-* ``min_points``: available when the balance before the sale is at least ``min_points``.
+* Every limit that is set holds, whatever ``limited`` says (the contract's 11.1):
+  ``max_persons`` always, ``uses_per_period`` per ``period`` (calendar day / week
+  Monday–Sunday / month / year in Europe/Warsaw) or, without a period, over the card's
+  whole history; the quantity (pieces or hours) counts against the limit. ``limited =
+  False`` beside a limit is an inconsistent document: the limit is enforced and
+  `rules_problems` says so. ``visible`` only says whether the city's web site and app
+  show the benefit: the till offers it like any other.
+* ``min_points``: available only when the balance before the sale is strictly greater
+  than ``min_points`` ("dopiero po przekroczeniu określonej liczby punktów").
+* A benefit the till cannot understand (`unsupported_reason`: an unknown ``unit`` or
+  ``period``, a negative number, …) is shown unavailable as ``benefit_unsupported``;
+  the other benefits of the document apply.
+* A refused benefit is ``Refusal("benefit_unavailable", reason=<why>, benefit=<id>)``
+  (`Refusal.of_benefit`); the card view's ``reason`` uses the same words.
 * ``age_min``/``age_max``: inclusive completed years; a holder without a birth date
   cannot use an age-restricted benefit (``age_unknown``).
 * Persons limit: the server's ``persons_used`` plus the distinct cards in this
@@ -79,6 +87,7 @@ __all__ = [
     "redeem_options",
     "round_div",
     "rules_problems",
+    "unsupported_reason",
 ]
 
 MAX_AMOUNT_GR = 100_000_000  # 1 000 000,00 zł: anything larger is a typing error
@@ -270,10 +279,34 @@ class _Verdict(msgspec.Struct, frozen=True):
 _OK = _Verdict(None, {})
 
 
+_NON_NEGATIVE = (
+    "points",
+    "min_points",
+    "max_persons",
+    "uses_per_period",
+    "age_min",
+    "age_max",
+    "persons_used",
+)
+
+
+def unsupported_reason(b: Benefit) -> str | None:
+    """Why the till cannot apply benefit ``b`` as the partner meant it (None: it can)."""
+    if b.unsupported is not None:
+        return b.unsupported
+    for name in _NON_NEGATIVE:
+        value = getattr(b, name)
+        if value is not None and value < 0:
+            return f"{name} must be >= 0"
+    return None
+
+
 def _judge(b: Benefit, m: _Moment, quantity: int) -> _Verdict:
     """Whether ``quantity`` uses of benefit ``b`` are allowed now, else the first reason."""
     if m.card_reason is not None:
         return _Verdict(m.card_reason, {})
+    if unsupported_reason(b) is not None:
+        return _Verdict("benefit_unsupported", {})
     if not b.active:
         return _Verdict("inactive", {})
     if b.valid_from is not None and m.day < b.valid_from:
@@ -291,12 +324,10 @@ def _judge(b: Benefit, m: _Moment, quantity: int) -> _Verdict:
             return _Verdict("age_below", {"age": age, "age_min": b.age_min})
         if b.age_max is not None and age > b.age_max:
             return _Verdict("age_above", {"age": age, "age_max": b.age_max})
-    if b.min_points is not None and m.balance < b.min_points:
+    if b.min_points is not None and m.balance <= b.min_points:
         return _Verdict(
             "points_below_threshold", {"balance": m.balance, "min_points": b.min_points}
         )
-    if not b.limited:
-        return _OK
     number = m.card.number
     if b.max_persons is not None and not m.usage.has_used(number, b.id):
         if m.catalog.too_old(m.policy):
@@ -474,14 +505,16 @@ def quote(
     for bid in sale.benefit_ids:
         b = by_id.get(bid)
         if b is None:
-            raise Refusal("benefit_unavailable", {"benefit_id": bid})
+            raise Refusal.of_benefit(bid, None, {"benefit_id": bid})
         verdict = _judge(b, m, quantities[bid])
         if verdict.reason is not None:
             if verdict.reason == "period_limit_reached" and quantities[bid] > (
                 b.uses_per_period or 0
             ):
                 raise Refusal("invalid_quantity", {"benefit_id": bid, **verdict.details})
-            raise Refusal(verdict.reason, {"benefit_id": bid, "name": b.name, **verdict.details})
+            raise Refusal.of_benefit(
+                bid, verdict.reason, {"benefit_id": bid, "name": b.name, **verdict.details}
+            )
         chosen.append(b)
 
     override, reason = _check_override(sale, chosen)
@@ -648,12 +681,24 @@ def rules_problems(rules: Rules) -> list[str]:
         if b.id in seen_ids:
             problems.append(f"{where} id is repeated")
         seen_ids.add(b.id)
+        if b.unsupported is not None:
+            problems.append(f"{where} is not understood ({b.unsupported}): shown unavailable")
+            continue
         if b.points < 0:
             problems.append(f"{where}.points must be >= 0")
         if b.uses_per_period is not None and b.uses_per_period < 1:
             problems.append(f"{where}.uses_per_period must be >= 1")
-        if b.max_persons is not None and b.max_persons < 0:
-            problems.append(f"{where}.max_persons must be >= 0")
+        for name in ("max_persons", "min_points", "age_min", "age_max", "persons_used"):
+            value = getattr(b, name)
+            if value is not None and value < 0:
+                problems.append(f"{where}.{name} must be >= 0")
+        if not b.limited:
+            limits = [n for n in ("max_persons", "uses_per_period") if getattr(b, n) is not None]
+            if limits:
+                problems.append(
+                    f"{where} is limited: false but sets {' and '.join(limits)}:"
+                    " the limit is enforced"
+                )
         if b.valid_from and b.valid_to and b.valid_from > b.valid_to:
             problems.append(f"{where}.valid_from is after valid_to")
         if b.age_min is not None and b.age_max is not None and b.age_min > b.age_max:

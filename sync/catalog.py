@@ -26,6 +26,7 @@ import structlog
 from config.faults import fault_point
 from ledger.clock import Clock, format_ts, parse_ts
 from ledger.domain import CardRecord, CardRemoved, Rules
+from ledger.rules import rules_problems
 from sync.wire import (
     CardLineInvalid,
     CardsEnd,
@@ -125,6 +126,7 @@ class Catalog:
         self._max_line = max_line_bytes
         self.rules: Rules | None = None
         self.rules_etag: str | None = None
+        self._rules_reported: str | None = None  # the rules version whose problems were logged
         self.cards_version: int | None = None
         self._cards_refreshed_at: datetime | None = None
         self.rules_refreshed_at: datetime | None = None
@@ -177,6 +179,7 @@ class Catalog:
         if "rules" in meta:
             try:
                 self.rules = decode_rules(meta["rules"])
+                self._report_rules_problems(self.rules)
             except WireError as e:
                 # Unreadable cache: behave as never fetched; the next refresh fetches it.
                 log.error("catalog_rules_unreadable", reason=str(e))
@@ -301,6 +304,16 @@ class Catalog:
         await self._write_meta({"rules": text, "rules_etag": etag, "rules_refreshed_at": now})
         self.rules, self.rules_etag = rules, etag
         self.rules_refreshed_at = parse_ts(now)
+        self._report_rules_problems(rules)
+
+    def _report_rules_problems(self, rules: Rules) -> None:
+        """Log what is wrong with a rules document once per version (the contract's 11.1)."""
+        if self._rules_reported == rules.version_str:
+            return
+        self._rules_reported = rules.version_str
+        problems = rules_problems(rules)
+        if problems:
+            log.warning("rules_problems", version=rules.version_str, problems=problems)
 
     async def rules_unchanged(self) -> None:
         """Record that the server confirmed the cached rules (304 Not Modified)."""

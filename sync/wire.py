@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ledger.domain import CardRecord, CardRemoved, Rules
+from ledger.domain import Benefit, CardRecord, CardRemoved, Rules
 
 # A chain's head on the wire is ledger.entry.Head: one type, everywhere.
 from ledger.entry import Entry, Head
@@ -179,9 +179,44 @@ def decode_error(data: bytes | str) -> UploadError:
     return err
 
 
+_benefit_decoder = msgspec.json.Decoder(Benefit)
+
+
+def _benefit_or_unsupported(raw: object, index: int) -> Benefit:
+    """One benefit of the rules document; one the till cannot read keeps its id and name."""
+    try:
+        b: Benefit = _benefit_decoder.decode(_encoder.encode(raw))
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        fields = raw if isinstance(raw, dict) else {}
+        bid, name = fields.get("id"), fields.get("name")
+        return Benefit(
+            id=bid if isinstance(bid, str) and bid else f"benefits[{index}]",
+            name=name if isinstance(name, str) else "",
+            unsupported=str(e),
+        )
+    return b
+
+
 def decode_rules(data: bytes | str) -> Rules:
-    r: Rules = _decode(_rules_decoder, data, "rules")
-    return r
+    """The partner's rules; a benefit the till cannot read is kept as unsupported.
+
+    Only a document that is not a JSON object or has no ``version`` (or whose other
+    parts do not decode) is rejected whole: one new ``unit`` in one benefit must not stop
+    a till from selling (the contract's 11.1).
+    """
+    try:
+        raw = msgspec.json.decode(data)
+    except msgspec.DecodeError as e:
+        raise WireError(f"rules: {e}") from None
+    if not isinstance(raw, dict) or "version" not in raw:
+        raise WireError("rules: not a JSON object with a version")
+    benefits = raw.get("benefits")
+    if not isinstance(benefits, list):
+        r: Rules = _decode(_rules_decoder, data, "rules")
+        return r
+    rest: Rules = _decode(_rules_decoder, _encoder.encode({**raw, "benefits": []}), "rules")
+    read = tuple(_benefit_or_unsupported(b, i) for i, b in enumerate(benefits))
+    return msgspec.structs.replace(rest, benefits=read)
 
 
 def decode_cards_header(line: bytes | str) -> CardsHeader:

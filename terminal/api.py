@@ -75,12 +75,19 @@ class ApiError(Exception):
 
 
 def error_response(
-    code: str, status: int, msg: str, details: Mapping[str, Detail], reason: str | None = None
+    code: str,
+    status: int,
+    msg: str,
+    details: Mapping[str, Detail],
+    reason: str | None = None,
+    benefit: str | None = None,
 ) -> web.Response:
-    """``{"error": {"code", "message", "reason"?, "details"?}}`` (docs/architecture.md §5.3)."""
+    """``{"error": {"code", "message", "reason"?, "benefit"?, "details"?}}`` (§5.3, 11.1)."""
     err: dict[str, Any] = {"code": code, "message": msg}
     if reason is not None:
         err["reason"] = reason
+    if benefit is not None:
+        err["benefit"] = benefit
     if details:
         err["details"] = dict(details)
     return json_response({"error": err}, status=status)
@@ -180,7 +187,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         resp: web.StreamResponse = await handler(request)
         return resp
     except Refused as e:
-        return error_response(e.code, status_of(e.code), e.message, e.details, e.reason)
+        return error_response(e.code, status_of(e.code), e.message, e.details, e.reason, e.benefit)
     except ApiError as e:
         return error_response(e.code, e.status, message(e.code), e.details)
     except web.HTTPException as e:

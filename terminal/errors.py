@@ -24,10 +24,12 @@ class Refused(Exception):
         message_pl: str | None = None,
         details: Mapping[str, object] | None = None,
         reason: str | None = None,
+        benefit: str | None = None,
     ) -> None:
         super().__init__(code)
         self.code = code
         self.reason = reason
+        self.benefit = benefit  # the refused benefit's id (code benefit_unavailable)
         self.message = message_pl or message(code)
         # Details travel as JSON scalars: dates and the like are shown as text.
         self.details: dict[str, Detail] = {
@@ -37,5 +39,11 @@ class Refused(Exception):
 
     @classmethod
     def of(cls, r: Refusal) -> Refused:
-        """The rules engine's refusal, with the engine's own Polish sentence."""
-        return cls(r.code, message_pl=r.message, details=r.details)
+        """The rules engine's refusal as it stands: the engine maps a benefit's reason.
+
+        ``ledger.refusals.Refusal.of_benefit`` is the one home of the contract's shape
+        (code ``benefit_unavailable`` + ``reason`` + ``benefit``); this only copies it.
+        """
+        return cls(
+            r.code, message_pl=r.message, details=r.details, reason=r.reason, benefit=r.benefit
+        )

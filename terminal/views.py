@@ -142,8 +142,8 @@ def card_view(snap: CardSnapshot, *, stale: bool) -> CardView:
             free_at=format_ts(b.free_at) if b.free_at else None,
             message=reason_text(b.reason),
         )
+        # ``visible`` is about the city's web site and app only: the till offers them all.
         for b in snap.benefits
-        if b.visible
     ]
     benefits.sort(key=lambda b: not b.available)
     return CardView(

@@ -168,13 +168,13 @@ def demo_rules(today: date) -> dict[str, Rules]:
             Benefit(
                 id="B-103", name="Rodzinny deser", label="-20%",
                 description="Dla rodzin z Kartą Dużej Rodziny, dwa razy w tygodniu.",
-                programs=("kdr",), uses_per_period=2, period="week",
+                programs=("kdr",), limited=True, uses_per_period=2, period="week",
                 points=10, points_locked=True,
             ),
             Benefit(
                 id="B-104", name="Śniadanie dla stałych gości", label="-10 zł",
                 description="Raz dziennie dla kart z saldem powyżej 200 punktów.",
-                min_points=200, uses_per_period=1, period="day",
+                min_points=200, limited=True, uses_per_period=1, period="day",
             ),
             Benefit(
                 id="B-105", name="Degustacja nowej kawy", label="gratis",
@@ -186,7 +186,8 @@ def demo_rules(today: date) -> dict[str, Rules]:
             Benefit(
                 id="B-106", name="Warsztaty latte art", label="-50%",
                 description="Dla młodzieży od 16 do 26 lat, do 4 godzin w miesiącu.",
-                age_min=16, age_max=26, unit="hours", uses_per_period=4, period="month",
+                age_min=16, age_max=26, unit="hours",
+                limited=True, uses_per_period=4, period="month",
             ),
             Benefit(
                 id="B-107", name="Promocja wakacyjna", label="-25%",
@@ -220,11 +221,12 @@ def demo_rules(today: date) -> dict[str, Rules]:
             ),
             Benefit(
                 id="B-202", name="Aqua aerobik dla seniora", label="-50%", unit="hours",
-                programs=("senior",), age_min=60, uses_per_period=20, period="year",
+                programs=("senior",), age_min=60, limited=True, uses_per_period=20, period="year",
             ),
             Benefit(
                 id="B-203", name="Nauka pływania dla dzieci", label="-30%",
-                programs=("kdr", "mieszkaniec"), age_max=12, uses_per_period=1, period="week",
+                programs=("kdr", "mieszkaniec"), age_max=12,
+                limited=True, uses_per_period=1, period="week",
             ),
         ),
     )  # fmt: skip
@@ -245,7 +247,7 @@ def demo_rules(today: date) -> dict[str, Rules]:
             ),
             Benefit(
                 id="B-302", name="Zakładka gratis", label="gratis", min_points=50,
-                uses_per_period=3, period="month",
+                limited=True, uses_per_period=3, period="month",
             ),
         ),
     )  # fmt: skip

@@ -174,6 +174,7 @@ export const BENEFIT_REASONS = {
   card_inactive: "karta nieaktywna",
   age_unknown: "brak daty urodzenia na karcie",
   card_blocked: "karta zastrzeżona",
+  benefit_unsupported: "kasa nie rozpoznaje ustawień benefitu",
 };
 
 // Refusals and errors by code, used when the daemon sends no message.
@@ -223,6 +224,7 @@ export const ERRORS = {
   unknown_barcode: "Nieznany kod kreskowy.",
   bad_qr: "Nieprawidłowy kod QR.",
   expired_qr: "Kod QR wygasł — poproś o odświeżenie kodu w aplikacji.",
+  plain_qr_refused: "Ten kod QR nie jest podpisany przez miasto — poproś o kod z aplikacji Karty Mieszkańca albo użyj karty.",
   not_an_identity: "Ten identyfikator zbliżeniowy nie jest kartą (telefon lub karta bankowa).",
 };
 

@@ -8,7 +8,7 @@ import pytest
 
 from ledger.domain import Benefit, CardRecord, CardStatus
 from ledger.refusals import Refusal
-from ledger.rules import BenefitView, CatalogState, SaleRequest, benefit_views
+from ledger.rules import BenefitView, CatalogState, SaleRequest, benefit_views, rules_problems
 from tests.ledger.test_rules_support import (
     FRESH,
     POLICY,
@@ -16,6 +16,7 @@ from tests.ledger.test_rules_support import (
     benefit,
     make_card,
     make_rules,
+    reason_of,
     warsaw,
 )
 
@@ -52,7 +53,7 @@ def refusal_of(
     try:
         use(till, b, at, card=card, qty=qty)
     except Refusal as r:
-        return r.code
+        return reason_of(r)
     return None
 
 
@@ -69,9 +70,13 @@ def test_label(label: str, name: str, description: str) -> None:
 @pytest.mark.parametrize(
     ("limited", "uses", "allowed"),
     [
-        (False, 1, 5),  # bez limitu: uses_per_period is not applied
+        # "Liczba godzin / wejść … w danej jednostce czasu" holds whenever it is set: a
+        # limit beside "bez limitu" is an inconsistent form, enforced (DESIGN 11.1; the
+        # till used to sell "Raz dziennie" with limited absent three times a day).
+        (False, 1, 1),
         (True, 1, 1),
         (True, 3, 3),
+        (False, 3, 3),
     ],
 )
 def test_limited(limited: bool, uses: int, allowed: int) -> None:
@@ -79,8 +84,52 @@ def test_limited(limited: bool, uses: int, allowed: int) -> None:
     till = Till()
     for _ in range(allowed):
         assert refusal_of(till, b, NOON) is None
-    expected = "period_limit_reached" if limited else None
-    assert refusal_of(till, b, NOON) == expected
+    assert refusal_of(till, b, NOON) == "period_limit_reached"
+
+
+def test_unlimited_without_limits_sells_any_number_of_times() -> None:
+    """Manual: „Benefit bez limitu – … dowolnej liczby razy w dowolnym czasie”."""
+    b = benefit(limited=False)
+    till = Till()
+    for _ in range(20):
+        assert refusal_of(till, b, NOON) is None
+
+
+@pytest.mark.parametrize(
+    ("max_persons", "persons_used", "reason"),
+    [(1, 1, "persons_limit_reached"), (2, 1, None), (None, 5, None)],
+)
+def test_max_persons_holds_whatever_limited_says(
+    max_persons: int | None, persons_used: int, reason: str | None
+) -> None:
+    """Manual: „Limit osób … w momencie przekroczenia limitu, sprzedaż … zablokowane”."""
+    for limited in (False, True):
+        b = benefit(limited=limited, max_persons=max_persons, persons_used=persons_used)
+        assert view_of(b).reason == reason
+        assert refusal_of(Till(), b, NOON) == reason
+
+
+def test_limited_false_with_a_limit_is_reported() -> None:
+    b = benefit(limited=False, uses_per_period=1, period="day", max_persons=3)
+    problems = rules_problems(make_rules(b))
+    assert problems == [
+        "benefits[b1] is limited: false but sets max_persons and uses_per_period:"
+        " the limit is enforced"
+    ]
+    assert rules_problems(make_rules(benefit(limited=True, uses_per_period=1))) == []
+
+
+def test_a_refused_benefit_says_benefit_unavailable_with_its_reason() -> None:
+    """The contract's shape: code benefit_unavailable, the reason, the benefit's id."""
+    b = benefit("raz", limited=True, uses_per_period=1, period="day")
+    till = Till()
+    use(till, b, NOON)
+    with pytest.raises(Refusal) as exc:
+        use(till, b, NOON)
+    r = exc.value
+    assert (r.code, r.reason, r.benefit) == ("benefit_unavailable", "period_limit_reached", "raz")
+    assert r.message.startswith("Wykorzystano limit tego benefitu w bieżącym okresie.")
+    assert view_of(b, till=till).reason == r.reason  # the card view uses the same word
 
 
 @pytest.mark.parametrize(
@@ -255,10 +304,15 @@ def test_points_locked(
 @pytest.mark.parametrize(
     ("min_points", "synced", "earned_here", "reason"),
     [
+        # "dostępność … dopiero po przekroczeniu określonej liczby punktów": strictly above
         (100, 99, 0, "points_below_threshold"),
-        (100, 100, 0, None),  # exactly the threshold
-        (100, 90, 10, None),  # this terminal's unsynced points count
+        (100, 100, 0, "points_below_threshold"),  # exactly the threshold is not above it
+        (100, 101, 0, None),
+        (100, 91, 10, None),  # this terminal's unsynced points count
+        (100, 90, 10, "points_below_threshold"),
         (100, 0, 99, "points_below_threshold"),
+        (0, 0, 0, "points_below_threshold"),
+        (0, 1, 0, None),
         (None, 0, 0, None),
     ],
 )
@@ -458,3 +512,30 @@ def test_card_state_blocks_every_benefit(
     card = make_card(status=status, programs=programs)
     assert view_of(benefit(), card=card).reason == reason
     assert refusal_of(Till(), benefit(), NOON, card=card) == reason
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"uses_per_period": -1, "period": "day"},
+        {"max_persons": -2},
+        {"min_points": -5},
+        {"points": -10},
+        {"age_min": -1},
+        {"unsupported": "unit: Invalid enum value 'litres'"},
+    ],
+)
+def test_a_benefit_the_till_cannot_understand_is_unsupported(fields: dict[str, object]) -> None:
+    """Bug: a negative limit was read as "no limit" (or "never"); the till must say it cannot."""
+    bad = benefit("bad", **fields)
+    ok = benefit("ok")
+    views = benefit_views(
+        make_card(), make_rules(bad, ok), Till().usage, NOON, catalog=FRESH, policy=POLICY
+    )
+    assert [(v.id, v.reason) for v in views] == [("bad", "benefit_unsupported"), ("ok", None)]
+    till = Till()
+    rules = make_rules(bad, ok)
+    with pytest.raises(Refusal) as exc:
+        till.sell(make_card(), rules, SaleRequest(amount_gr=0, benefit_ids=("bad",)), NOON)
+    assert (exc.value.code, exc.value.reason) == ("benefit_unavailable", "benefit_unsupported")
+    till.sell(make_card(), rules, SaleRequest(amount_gr=0, benefit_ids=("ok",)), NOON)

@@ -233,7 +233,11 @@ def test_rules_problems() -> None:
     problems = rules_problems(bad)
     assert "earn.gr_per_point must be > 0" in problems
     assert "benefits[x] id is repeated" in problems
-    assert len(problems) == 7
+    # uses_per_period beside limited: false is itself an inconsistency (DESIGN 11.1)
+    assert "benefits[x] is limited: false but sets uses_per_period: the limit is enforced" in (
+        problems
+    )
+    assert len(problems) == 8
     # a zero gr_per_point never divides by zero in a quote: no purchase points
     q = Till().quote(
         make_card(), make_rules(earn=EarnRule(gr_per_point=0)), SaleRequest(amount_gr=1000), NOON

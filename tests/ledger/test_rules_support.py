@@ -79,12 +79,21 @@ def benefit(bid: str = "b1", **fields: object) -> Benefit:
 
 
 def refusal_code(call: Callable[[], object]) -> str | None:
-    """The refusal code ``call`` raises, or None when it goes through."""
+    """The refusal ``call`` raises (a benefit's reason for ``benefit_unavailable``), or None."""
     try:
         call()
     except Refusal as r:
-        return r.code
+        return reason_of(r)
     return None
+
+
+def reason_of(r: Refusal) -> str:
+    """A benefit refusal's specific reason, checking the contract's shape (11.1), else the code."""
+    if r.reason is not None:
+        assert r.code == "benefit_unavailable", r
+        assert r.benefit is not None, r
+        return r.reason
+    return r.code
 
 
 class Till:

@@ -380,3 +380,28 @@ async def test_a_card_whose_feed_line_was_unreadable_is_refused_as_card_data_inv
     assert "nieczytelne" in body["error"]["message"]
     status, body = await h.call("POST", "/sales", sale())
     assert (status, body["error"]["code"]) == (422, "card_data_invalid")
+
+
+async def test_a_refused_benefit_says_benefit_unavailable_with_reason_and_benefit(
+    h: DaemonHarness,
+) -> None:
+    """DESIGN 11.1: the contract's clients look for code benefit_unavailable.
+
+    Bug caught: the second use of a once-a-day benefit was refused with code
+    ``period_limit_reached`` (and, with ``limited`` absent, not refused at all).
+    """
+    s, _ = await h.call("POST", "/sales", sale(benefit_ids=["B-104"]))  # raz dziennie
+    assert s == 201
+    s, body = await h.call("POST", "/sales", sale(benefit_ids=["B-104"]))
+    assert s == 422, body
+    err = body["error"]
+    assert (err["code"], err["reason"], err["benefit"]) == (
+        "benefit_unavailable",
+        "period_limit_reached",
+        "B-104",
+    )
+    assert err["message"].startswith("Wykorzystano limit tego benefitu w bieżącym okresie.")
+    _, view = await h.call("POST", "/cards/resolve", {"input": ACTIVE})
+    item = next(b for b in view["benefits"] if b["id"] == "B-104")
+    assert (item["available"], item["reason"]) == (False, "period_limit_reached")
+    assert h.daemon.store.head.seq == 1

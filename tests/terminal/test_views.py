@@ -117,9 +117,15 @@ def test_a_blocked_card_says_why_once_and_offers_no_tier() -> None:
     assert view.redeem_options == []
 
 
-def test_invisible_benefits_are_left_out_and_available_ones_come_first() -> None:
+def test_invisible_benefits_are_shown_and_available_ones_come_first() -> None:
+    """``visible: false`` is about the city's web site and app (DESIGN 11.1): the till offers it.
+
+    Bug caught: the card view dropped invisible benefits, so the cashier could not give one.
+    """
     rules = make_rules(
         benefit("young", age_min=99), benefit("ok"), benefit("hidden", visible=False)
     )
     snap = card_snapshot(make_card(), rules, Till().usage, NOON, catalog=FRESH, policy=POLICY)
-    assert [b.id for b in card_view(snap, stale=False).benefits] == ["ok", "young"]
+    view = card_view(snap, stale=False)
+    assert [b.id for b in view.benefits] == ["ok", "hidden", "young"]
+    assert next(b for b in view.benefits if b.id == "hidden").available
