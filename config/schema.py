@@ -167,6 +167,15 @@ class CardsSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fro
     digit_lengths: tuple[PositiveInt, ...] = (8, 9)
     # The city's Ed25519 public key (base64, raw 32 bytes) for the app's signed QR codes.
     qr_public_key: str | None = None
+    # With qr_public_key set, a QR holding only a plain card number (anyone can print one)
+    # is refused (plain_qr_refused) unless this is true.
+    accept_plain_qr: bool = False
+    # The resident panel prints numbers with one extra leading zero ("01-0000018" for
+    # "01-000018"): a number part of number_digits + 1 digits starting with 0 loses that
+    # zero. Turn off in a city whose numbers really have number_digits + 1 digits with a
+    # leading zero.
+    strip_extra_zero: bool = True
+    number_digits: Annotated[int, Meta(ge=1, le=12)] = 6
 
     def __post_init__(self) -> None:
         try:

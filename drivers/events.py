@@ -14,6 +14,7 @@ RejectReason = Literal[
     "unknown_barcode",
     "bad_qr",
     "expired_qr",
+    "plain_qr_refused",
     "not_an_identity",
     "not_a_card_number",
     "incomplete",

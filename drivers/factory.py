@@ -14,11 +14,13 @@ from ledger.clock import Clock
 
 
 def card_number_format(cards: CardsSection) -> CardNumberFormat:
-    """The card-number format ``[cards]`` describes (pattern, issuer digits, lengths)."""
+    """The card-number format ``[cards]`` describes (pattern, issuer digits, lengths, zero)."""
     return CardNumberFormat(
         pattern=cards.number_pattern,
         issuer_digits=cards.issuer_digits,
         digit_lengths=tuple(cards.digit_lengths),
+        strip_extra_zero=cards.strip_extra_zero,
+        number_digits=cards.number_digits,
     )
 
 
@@ -26,7 +28,7 @@ def text_decoder(cards: CardsSection, clock: Clock) -> TextDecoder:
     """The swipe/barcode/QR decoder configured by ``[cards]``."""
     fmt = card_number_format(cards)
     key = load_public_key(cards.qr_public_key) if cards.qr_public_key else None
-    return TextDecoder(fmt, QrDecoder(fmt, clock, key))
+    return TextDecoder(fmt, QrDecoder(fmt, clock, key, accept_plain=cards.accept_plain_qr))
 
 
 def build_reader(section: ReaderSection, cards: CardsSection, clock: Clock) -> Reader:

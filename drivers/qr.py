@@ -2,7 +2,9 @@
 
 Token: ``KM1:<number>:<expiry unix seconds>:<base64 Ed25519 signature over
 "KM1:<number>:<expiry>">``, verified offline with ``cards.qr_public_key``. An expired
-token (a screenshot shown days later) is refused as ``expired_qr``.
+token (a screenshot shown days later) is refused as ``expired_qr``. Once the city's key
+is configured, a QR with only a plain number (anyone can print one) is refused as
+``plain_qr_refused`` unless ``cards.accept_plain_qr`` is set.
 """
 
 from __future__ import annotations
@@ -53,11 +55,18 @@ class QrDecoder:
     """Decode QR payloads; the expiry is checked against the clock's wall time."""
 
     def __init__(
-        self, fmt: CardNumberFormat, clock: Clock, public_key: Ed25519PublicKey | None
+        self,
+        fmt: CardNumberFormat,
+        clock: Clock,
+        public_key: Ed25519PublicKey | None,
+        *,
+        accept_plain: bool = False,
     ) -> None:
         self._fmt = fmt
         self._clock = clock
         self._key = public_key
+        # Without a key every QR is a plain number; with one, only signed tokens count.
+        self._accept_plain = accept_plain or public_key is None
 
     def decode(self, text: str) -> str:
         """Return the normalised card number, or raise :class:`QrError`."""
@@ -66,9 +75,12 @@ class QrDecoder:
             raise QrError("bad_qr")
         if not t.startswith(TOKEN_PREFIX):
             try:
-                return self._fmt.normalise(t)
+                number = self._fmt.normalise(t)
             except CardNumberError:
                 raise QrError("bad_qr") from None
+            if not self._accept_plain:
+                raise QrError("plain_qr_refused")
+            return number
         parts = t.split(":")
         if len(parts) != 4:
             raise QrError("bad_qr")

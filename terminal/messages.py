@@ -38,6 +38,8 @@ READ_MESSAGES: dict[str, str] = {
     "unknown_barcode": "Nieznany kod kreskowy.",
     "bad_qr": "Nieprawidłowy kod QR.",
     "expired_qr": "Kod QR wygasł — poproś o odświeżenie kodu w aplikacji.",
+    "plain_qr_refused": "Ten kod QR nie jest podpisany przez miasto — poproś o kod "
+    "z aplikacji Karty Mieszkańca albo użyj karty.",
     "not_an_identity": "Ten identyfikator zbliżeniowy nie jest kartą (telefon lub karta bankowa).",
 }
 

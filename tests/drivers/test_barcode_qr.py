@@ -157,3 +157,47 @@ def test_text_decoder_reports_the_source_of_a_refusal(clock: FakeClock) -> None:
         dec.decode("KM1:nope")
     assert (err.value.source, err.value.reason) == ("qr", "bad_qr")
     assert dec.decode("%E?;01000018?").source == "msr"
+
+
+def test_with_the_city_key_a_plain_number_qr_is_refused(clock: FakeClock) -> None:
+    """Bug caught: anyone could print a card's number as a QR and have it accepted."""
+    priv, pub = make_key()
+    dec = QrDecoder(FMT, clock, load_public_key(pub))
+    with pytest.raises(QrError) as err:
+        dec.decode("01-000018")
+    assert err.value.reason == "plain_qr_refused"
+    token = sign_qr(priv, "01-000018", int(clock.now().timestamp()) + 60)
+    assert dec.decode(token) == "01-000018"  # the app's signed token still works
+    lenient = QrDecoder(FMT, clock, load_public_key(pub), accept_plain=True)
+    assert lenient.decode("01-000018") == "01-000018"
+
+
+def test_aim_symbology_identifiers_tell_a_qr_from_a_barcode(clock: FakeClock) -> None:
+    priv, pub = make_key()
+    assert classify("]Q101-000018") == "qr"
+    assert classify("]C001000018") == "barcode"
+    assert classify("]E00000010000180") == "barcode"
+    dec = text_decoder(clock, pub)
+    with pytest.raises(TextDecodeError) as err:
+        dec.decode("]Q101-000018")
+    assert (err.value.source, err.value.reason) == ("qr", "plain_qr_refused")
+    token = sign_qr(priv, "01-000018", int(clock.now().timestamp()) + 60)
+    assert dec.decode("]Q1" + token).number == "01-000018"
+    assert dec.decode("]C001000018").number == "01-000018"  # the card's printed barcode
+    assert text_decoder(clock).decode("]Q101-000018").number == "01-000018"  # no key: plain
+
+
+@pytest.mark.parametrize(("accept", "reason"), [(False, "plain_qr_refused"), (True, None)])
+def test_cards_section_accept_plain_qr(clock: FakeClock, accept: bool, reason: str | None) -> None:
+    """``[cards] accept_plain_qr`` reaches the decoder the readers are built with."""
+    from config.schema import CardsSection
+    from drivers.factory import text_decoder as configured_decoder
+
+    _, pub = make_key()
+    dec = configured_decoder(CardsSection(qr_public_key=pub, accept_plain_qr=accept), clock)
+    if reason is not None:
+        with pytest.raises(TextDecodeError) as err:
+            dec.decode("]Q1010000018")
+        assert err.value.reason == reason
+    else:  # and the resident panel's extra zero is stripped
+        assert dec.decode("]Q1010000018").number == "01-000018"
