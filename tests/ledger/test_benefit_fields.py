@@ -71,8 +71,8 @@ def test_label(label: str, name: str, description: str) -> None:
     ("limited", "uses", "allowed"),
     [
         # "Liczba godzin / wejść … w danej jednostce czasu" holds whenever it is set: a
-        # limit beside "bez limitu" is an inconsistent form, enforced (DESIGN 11.1; the
-        # till used to sell "Raz dziennie" with limited absent three times a day).
+        # limit beside "bez limitu" is an inconsistent form, enforced (docs/architecture.md
+        # §5.6; the till used to sell "Raz dziennie" with limited absent three times a day).
         (False, 1, 1),
         (True, 1, 1),
         (True, 3, 3),

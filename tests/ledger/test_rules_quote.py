@@ -233,7 +233,7 @@ def test_rules_problems() -> None:
     problems = rules_problems(bad)
     assert "earn.gr_per_point must be > 0" in problems
     assert "benefits[x] id is repeated" in problems
-    # uses_per_period beside limited: false is itself an inconsistency (DESIGN 11.1)
+    # uses_per_period beside limited: false is itself an inconsistency (docs/architecture.md §5.6)
     assert "benefits[x] is limited: false but sets uses_per_period: the limit is enforced" in (
         problems
     )

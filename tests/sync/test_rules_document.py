@@ -1,4 +1,4 @@
-"""The rules document (DESIGN 11.1): one benefit the till cannot read does not stop the rest."""
+"""One benefit the till cannot read does not stop the rest (docs/architecture.md §5.6)."""
 
 from __future__ import annotations
 

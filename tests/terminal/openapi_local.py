@@ -44,7 +44,7 @@ REF = "#/components/schemas/{name}"
 class ErrorDetail(msgspec.Struct, kw_only=True):
     code: str
     message: str  # Polish, for the cashier
-    reason: str | None = None  # with code benefit_unavailable: why (DESIGN 11.1)
+    reason: str | None = None  # with code benefit_unavailable: why (docs/architecture.md §5.6)
     benefit: str | None = None  # with code benefit_unavailable: the refused benefit's id
     details: dict[str, int | str | bool | None] | None = None
 

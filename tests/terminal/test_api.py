@@ -385,7 +385,7 @@ async def test_a_card_whose_feed_line_was_unreadable_is_refused_as_card_data_inv
 async def test_a_refused_benefit_says_benefit_unavailable_with_reason_and_benefit(
     h: DaemonHarness,
 ) -> None:
-    """DESIGN 11.1: the contract's clients look for code benefit_unavailable.
+    """docs/architecture.md §5.6: the contract's clients look for code benefit_unavailable.
 
     Bug caught: the second use of a once-a-day benefit was refused with code
     ``period_limit_reached`` (and, with ``limited`` absent, not refused at all).

@@ -118,7 +118,9 @@ def test_a_blocked_card_says_why_once_and_offers_no_tier() -> None:
 
 
 def test_invisible_benefits_are_shown_and_available_ones_come_first() -> None:
-    """``visible: false`` is about the city's web site and app (DESIGN 11.1): the till offers it.
+    """``visible: false`` is about the city's website and app: the till offers it.
+
+    docs/architecture.md §5.6.
 
     Bug caught: the card view dropped invisible benefits, so the cashier could not give one.
     """
