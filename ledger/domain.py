@@ -42,6 +42,9 @@ class CardRecord(msgspec.Struct, frozen=True, kw_only=True):
     programs: tuple[Program, ...] = ()
     points: int = 0
     points_as_of: datetime | None = None
+    # Set by the catalogue from the feed header's terminal_seq (not a feed-line field):
+    # ``points`` includes this terminal's entries up to this seq (None: the feed said not).
+    points_seq: int | None = None
 
 
 class CardRemoved(msgspec.Struct, frozen=True, kw_only=True):

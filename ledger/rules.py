@@ -290,6 +290,18 @@ _NON_NEGATIVE = (
 )
 
 
+def lifetime_benefits(rules: Rules | None) -> frozenset[str]:
+    """Benefits whose limits need a card's uses over its whole life at this till: a
+    persons limit ("is this a new person?") or a limit without a period."""
+    if rules is None:
+        return frozenset()
+    return frozenset(
+        b.id
+        for b in rules.benefits
+        if b.max_persons is not None or (b.uses_per_period is not None and b.period is None)
+    )
+
+
 def unsupported_reason(b: Benefit) -> str | None:
     """Why the till cannot apply benefit ``b`` as the partner meant it (None: it can)."""
     if b.unsupported is not None:

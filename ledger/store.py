@@ -72,7 +72,19 @@ BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only: UPDATE refused'); END
 CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
 BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only: DELETE refused'); END;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Read models derived from the entries (checkpoints), each with the seq and hash of the
+-- last entry it covers: never the truth, always rebuildable from the entries.
+CREATE TABLE IF NOT EXISTS derived (
+    name TEXT PRIMARY KEY,
+    seq  INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    body BLOB NOT NULL
+) WITHOUT ROWID;
 """
+
+# The open re-checks this many of the last entries (what a crash or power cut can
+# break); the whole file is checked in the background after READY (check_integrity).
+TAIL_CHECKED: Final = 64
 
 _INSERT: Final = "INSERT INTO entries (seq, prev_hash, hash, body) VALUES (?, ?, ?, ?)"
 _SELECT: Final = "SELECT seq, prev_hash, hash, body FROM entries"
@@ -551,6 +563,22 @@ class LedgerStore:
             if res:
                 return None
 
+    async def save_derived(self, name: str, seq: int, body: bytes) -> None:
+        """Keep read model ``name`` as it stands after entry ``seq`` (replaces the last)."""
+        if self._readonly:
+            raise LedgerError(f"ledger {self._path} is open read-only")
+        await self._guard(run_in_connection_thread(self._conn, _save_derived, name, seq, body))
+
+    async def load_derived(self, name: str) -> tuple[int, bytes] | None:
+        """Read model ``name`` and the seq it covers; None when absent, or when the entry
+        at that seq is not the one it was made from (another ledger, a restored file)."""
+        try:
+            return await self._guard(run_in_connection_thread(self._conn, _load_derived, name))
+        except LedgerError as e:
+            if "no such table" in str(e):  # a read-only open of a ledger from before it
+                return None
+            raise
+
     async def check_integrity(self) -> None:
         """Run ``PRAGMA quick_check`` on a second connection; LedgerCorruptError if bad."""
         try:
@@ -607,6 +635,44 @@ async def run_in_connection_thread(
     return await conn._execute(bound)  # type: ignore[no-untyped-call,no-any-return]
 
 
+def _check_tail(db: sqlite3.Connection, path: Path) -> None:
+    """The last TAIL_CHECKED entries are readable and chain: every hash and every link."""
+    rows = db.execute(f"{_SELECT} ORDER BY seq DESC LIMIT ?", (TAIL_CHECKED,)).fetchall()
+    if not rows:
+        return
+    rows.reverse()
+    cursor = ChainCursor(Head(seq=int(rows[0][0]) - 1, hash=str(rows[0][1])))
+    for seq, prev_hash, h, body in rows:
+        if seq != cursor.seq + 1:
+            missing = cursor.seq + 1
+            raise LedgerCorruptError(f"ledger {path} is damaged: entry seq {missing} is missing")
+        try:
+            why = cursor.follow(seq, prev_hash, h, bytes(body))
+        except (ValueError, TypeError):
+            why = "prev_hash does not link to the previous entry"
+        if why is not None:
+            raise LedgerCorruptError(f"ledger {path} is damaged at seq {seq}: {why}")
+
+
+def _save_derived(db: sqlite3.Connection, name: str, seq: int, body: bytes) -> None:
+    row = db.execute("SELECT hash FROM entries WHERE seq = ?", (seq,)).fetchone()
+    if row is None and seq != 0:
+        raise LedgerError(f"cannot save {name}: no entry {seq}")
+    db.execute(
+        "INSERT OR REPLACE INTO derived (name, seq, hash, body) VALUES (?, ?, ?, ?)",
+        (name, seq, GENESIS_HASH if row is None else str(row[0]), body),
+    )
+
+
+def _load_derived(db: sqlite3.Connection, name: str) -> tuple[int, bytes] | None:
+    row = db.execute(
+        "SELECT d.seq, d.body FROM derived d LEFT JOIN entries e ON e.seq = d.seq"
+        " WHERE d.name = ? AND (e.hash = d.hash OR (d.seq = 0 AND d.hash = ?))",
+        (name, GENESIS_HASH),
+    ).fetchone()
+    return None if row is None else (int(row[0]), bytes(row[1]))
+
+
 def _quick_check(db: sqlite3.Connection, path: Path) -> None:
     """SQLite's own consistency check of every page and index."""
     problems = [str(r[0]) for r in db.execute("PRAGMA quick_check").fetchall()]
@@ -627,6 +693,10 @@ def _prepare(
     if integrity_check:
         _quick_check(db, path)
     version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version == SCHEMA_VERSION and not readonly:
+        # The writer appends after the head: it must be whole. A read-only open is
+        # for looking (verify names the damaged seq instead).
+        _check_tail(db, path)
     if readonly:
         if version != SCHEMA_VERSION:
             raise LedgerCorruptError(f"{path} is not a kartapos ledger (schema {version})")

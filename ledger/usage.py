@@ -1,9 +1,23 @@
-"""Usage counts of cards and benefits: a read model derived from this terminal's ledger.
+"""Usage counts of cards and benefits: a bounded read model of this terminal's ledger.
 
-`UsageBook` is rebuilt from the ledger's entries at start (`from_entries`) and fed every
-new entry after its durable append (`apply`, in seq order). It is never changed any other
-way, so a restart, a crash or a replayed request cannot make it disagree with the ledger:
-counts that would bypass a limit after a restart simply cannot exist.
+The rules engine needs little of a ledger that grows for years, and the book keeps only
+that (docs/architecture.md §5.7):
+
+* a card's points: this terminal's deltas the city has not yet included in the card
+  list it sent, i.e. with a seq above ``points_floor`` (the last card feed's
+  ``terminal_seq``); all of them until such a feed arrives;
+* benefit uses per period: local dates from ``horizon`` on, the first day of the
+  longest calendar window still open (this year's 1 January, or the Monday of this week
+  when that is earlier);
+* lifetime counts ("has this card used the benefit", a limit without a period) only for
+  the ``tracked`` benefits, those whose rules need them (None: every benefit);
+* redemptions per card of ``today`` only; uses the server has not acknowledged (the
+  persons limit counts them itself); the totals of the last two local days (Z report).
+
+It changes only through :meth:`apply` (entries in seq order), :meth:`set_acknowledged`
+and :meth:`prune`, so a rebuild from the ledger with the same prune inputs gives the same
+book (tests compare them). :meth:`snapshot` and :meth:`restore` are the checkpoint kept
+beside the ledger, so a restart reads only the entries after it.
 
 A void gives back what its sale used: the sale's benefit uses, its redemption and its
 person stop counting; its points are negated by the void entry's own (negative) deltas.
@@ -11,59 +25,101 @@ person stop counting; its points are negated by the void entry's own (negative) 
 
 from __future__ import annotations
 
-from bisect import bisect_right
+import sys
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
+from typing import Final
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 from ledger.clock import WARSAW, parse_ts, unix_ms
+from ledger.daytotals import DayTotals
 from ledger.domain import CardRecord
 from ledger.entry import Entry, EntryKind
+from ledger.periods import window_dates
+
+# The local days whose totals the book keeps (today and yesterday: a Z report after
+# midnight still finds the day it closes).
+DAYS_KEPT: Final = 2
+SNAPSHOT_FORMAT: Final = 1
 
 
-class _CardPoints:
-    """A card's points deltas ordered by entry time (ts may step back after a clock fix)."""
+def open_horizon(today: date) -> date:
+    """The first local date of any calendar window (day … year) that contains ``today``."""
+    return min(window_dates("year", today)[0], window_dates("week", today)[0])
 
-    __slots__ = ("deltas", "times")
 
-    def __init__(self) -> None:
-        self.times: list[int] = []
-        self.deltas: list[int] = []
+class BookSnapshot(msgspec.Struct, array_like=True, frozen=True):
+    """The book as plain data (msgpack in the ledger's ``derived`` table)."""
 
-    def add(self, at_ms: int, delta: int) -> None:
-        i = bisect_right(self.times, at_ms)
-        self.times.insert(i, at_ms)
-        self.deltas.insert(i, delta)
+    format: int
+    tz: str
+    last_seq: int
+    acked_seq: int
+    points_floor: int
+    horizon: int | None
+    today: int | None
+    tracked: list[str] | None
+    points: dict[str, list[tuple[int, int, int]]]
+    uses: list[tuple[str, str, int, int, int]]
+    ever_uses: dict[str, dict[str, int]]
+    ever_qty: dict[str, dict[str, int]]
+    pending: dict[str, dict[int, str]]
+    redeems: list[tuple[str, int]]
+    days: dict[str, list[int]]
 
-    def after(self, at_ms: int | None) -> int:
-        if at_ms is None:
-            return sum(self.deltas)
-        return sum(self.deltas[bisect_right(self.times, at_ms) :])
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(BookSnapshot)
 
 
 class UsageBook:
-    """What this terminal's ledger says each card and benefit has used."""
+    """What this terminal's ledger says each card and benefit has used, for what is open."""
 
-    def __init__(self, *, tz: ZoneInfo = WARSAW) -> None:
+    def __init__(
+        self,
+        *,
+        tz: ZoneInfo = WARSAW,
+        today: date | None = None,
+        tracked: Iterable[str] | None = None,
+        points_floor: int = 0,
+    ) -> None:
         self.tz = tz
         self._last_seq = 0
         self._acked_seq = 0
-        self._points: dict[str, _CardPoints] = {}
-        # (card, benefit) -> {sale seq: (local date ordinal, quantity)}
+        self._points_floor = points_floor
+        self._today = today.toordinal() if today is not None else None
+        self._horizon = open_horizon(today).toordinal() if today is not None else None
+        self._tracked = None if tracked is None else set(tracked)
+        # card -> [(seq, ts unix ms, points delta)], seq ascending, all above points_floor
+        self._points: dict[str, list[tuple[int, int, int]]] = {}
+        # (card, benefit) -> {sale seq: (local date ordinal, quantity)}, dates >= horizon
         self._uses: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
+        # tracked benefit -> {card: uses not voided} and {card: their quantity}
+        self._ever_uses: dict[str, dict[str, int]] = {}
+        self._ever_qty: dict[str, dict[str, int]] = {}
         # benefit -> {sale seq: card} for uses the server has not acknowledged yet
         self._pending: dict[str, dict[int, str]] = {}
         # benefit -> how many pending uses each card has (its keys: the distinct cards)
         self._pending_cards: dict[str, dict[str, int]] = {}
-        # (card, local date ordinal) -> sale seqs that redeemed points
-        self._redeems: dict[tuple[str, int], set[int]] = {}
-        self._redeem_key: dict[int, tuple[str, int]] = {}
-        self._voided: dict[int, int] = {}  # sale seq -> void seq
+        # sale seq -> card, for sales that redeemed points on `today` (all days if None)
+        self._redeems: dict[int, tuple[str, int]] = {}
+        self._redeem_count: dict[tuple[str, int], int] = {}
+        self._days: dict[str, DayTotals] = {}
 
     @classmethod
-    def from_entries(cls, entries: Iterable[Entry], *, tz: ZoneInfo = WARSAW) -> UsageBook:
+    def from_entries(
+        cls,
+        entries: Iterable[Entry],
+        *,
+        tz: ZoneInfo = WARSAW,
+        today: date | None = None,
+        tracked: Iterable[str] | None = None,
+        points_floor: int = 0,
+    ) -> UsageBook:
         """Rebuild the book from the ledger, entries in seq order."""
-        book = cls(tz=tz)
+        book = cls(tz=tz, today=today, tracked=tracked, points_floor=points_floor)
         for entry in entries:
             book.apply(entry)
         return book
@@ -79,24 +135,47 @@ class UsageBook:
     def acknowledged_seq(self) -> int:
         return self._acked_seq
 
+    @property
+    def points_floor(self) -> int:
+        return self._points_floor
+
+    @property
+    def tracked(self) -> frozenset[str] | None:
+        """The benefits whose lifetime counts are kept (None: every benefit)."""
+        return None if self._tracked is None else frozenset(self._tracked)
+
     def apply(self, entry: Entry) -> None:
         """Take in one appended entry; an entry at or below `last_seq` is ignored (replay)."""
         if entry.seq <= self._last_seq:
             return
         self._last_seq = entry.seq
-        card = entry.card
-        if card is None:
+        self._add_day(entry)
+        if entry.card is None:
             return
+        card = sys.intern(entry.card)
         delta = entry.points_earned - entry.points_redeemed
-        if delta:
+        if delta and entry.seq > self._points_floor:
             points = self._points.get(card)
             if points is None:
-                points = self._points[card] = _CardPoints()
-            points.add(unix_ms(parse_ts(entry.ts)), delta)
+                points = self._points[card] = []
+            points.append((entry.seq, unix_ms(parse_ts(entry.ts)), delta))
         if entry.kind == EntryKind.SALE:
             self._apply_sale(entry, card)
         elif entry.kind == EntryKind.VOID and entry.ref is not None:
             self._apply_void(entry, card, entry.ref)
+
+    def _add_day(self, entry: Entry) -> None:
+        day = self._days.get(entry.local_date)
+        if day is None:
+            day = self._days[entry.local_date] = DayTotals()
+            if len(self._days) > DAYS_KEPT:
+                for d in sorted(self._days)[:-DAYS_KEPT]:
+                    del self._days[d]
+        if entry.local_date in self._days:
+            day.add(entry)
+
+    def _is_tracked(self, benefit: str) -> bool:
+        return self._tracked is None or benefit in self._tracked
 
     def _apply_sale(self, entry: Entry, card: str) -> None:
         if not entry.benefits and entry.points_redeemed <= 0:
@@ -104,28 +183,52 @@ class UsageBook:
         day = date.fromisoformat(entry.local_date).toordinal()
         for benefit in entry.benefits:
             qty = entry.benefit_quantities.get(benefit, 1)
-            key = (card, benefit)
-            uses = self._uses.get(key)
-            if uses is None:
-                uses = self._uses[key] = {}
-            uses[entry.seq] = (day, qty)
+            if self._horizon is None or day >= self._horizon:
+                key = (card, benefit)
+                uses = self._uses.get(key)
+                if uses is None:
+                    uses = self._uses[key] = {}
+                uses[entry.seq] = (day, qty)
+            if self._is_tracked(benefit):
+                self._count_ever(benefit, card, 1, qty)
             if entry.seq > self._acked_seq:
                 self._add_pending(benefit, entry.seq, card)
-        if entry.points_redeemed > 0:
-            day_key = (card, day)
-            self._redeems.setdefault(day_key, set()).add(entry.seq)
-            self._redeem_key[entry.seq] = day_key
+        if entry.points_redeemed > 0 and (self._today is None or day >= self._today):
+            key2 = (card, day)
+            self._redeems[entry.seq] = key2
+            self._redeem_count[key2] = self._redeem_count.get(key2, 0) + 1
 
     def _apply_void(self, entry: Entry, card: str, ref: int) -> None:
-        self._voided[ref] = entry.seq
         for benefit in entry.benefits:
             uses = self._uses.get((card, benefit))
             if uses is not None:
                 uses.pop(ref, None)
+                if not uses:
+                    del self._uses[(card, benefit)]
+            if self._is_tracked(benefit):
+                self._count_ever(benefit, card, -1, -entry.benefit_quantities.get(benefit, 1))
             self._drop_pending(benefit, ref)
-        key = self._redeem_key.pop(ref, None)
+        key = self._redeems.pop(ref, None)
         if key is not None:
-            self._redeems[key].discard(ref)
+            self._drop_redeem(key)
+
+    def _count_ever(self, benefit: str, card: str, n: int, qty: int) -> None:
+        uses = self._ever_uses.setdefault(benefit, {})
+        qtys = self._ever_qty.setdefault(benefit, {})
+        left = uses.get(card, 0) + n
+        if left > 0:
+            uses[card] = left
+            qtys[card] = qtys.get(card, 0) + qty
+        else:  # the card's every use was voided: it is not a person of this benefit
+            uses.pop(card, None)
+            qtys.pop(card, None)
+
+    def _drop_redeem(self, key: tuple[str, int]) -> None:
+        left = self._redeem_count.get(key, 0) - 1
+        if left > 0:
+            self._redeem_count[key] = left
+        else:
+            self._redeem_count.pop(key, None)
 
     def _add_pending(self, benefit: str, seq: int, card: str) -> None:
         pending = self._pending.get(benefit)
@@ -145,6 +248,9 @@ class UsageBook:
         cards[card] -= 1
         if cards[card] <= 0:
             del cards[card]
+        if not pending:
+            del self._pending[benefit]
+            del self._pending_cards[benefit]
 
     def set_acknowledged(self, seq: int) -> None:
         """The server holds entries up to ``seq`` AND its rules' ``persons_used`` counts them.
@@ -155,23 +261,160 @@ class UsageBook:
         if seq <= self._acked_seq:
             return
         self._acked_seq = seq
-        for benefit, pending in self._pending.items():
+        for benefit, pending in list(self._pending.items()):
             for sale_seq in [s for s in pending if s <= seq]:
                 self._drop_pending(benefit, sale_seq)
+
+    # --- forgetting what has closed --------------------------------------------------
+
+    def prune(self, *, today: date | None = None, points_floor: int | None = None) -> bool:
+        """Drop what can no longer count; True when anything was dropped or moved.
+
+        ``today``: windows that closed before it and redemptions of earlier days go.
+        ``points_floor``: the city's card list includes this terminal's entries up to
+        that seq (the card feed's ``terminal_seq``), so their deltas go.
+        """
+        changed = False
+        if points_floor is not None and points_floor > self._points_floor:
+            self._points_floor = points_floor
+            changed = True
+            for card in list(self._points):
+                kept = [p for p in self._points[card] if p[0] > points_floor]
+                if kept:
+                    self._points[card] = kept
+                else:
+                    del self._points[card]
+        if today is not None and today.toordinal() != self._today:
+            changed = True
+            self._today = today.toordinal()
+            horizon = open_horizon(today).toordinal()
+            if self._horizon is None or horizon > self._horizon:
+                self._horizon = horizon
+                for key in list(self._uses):
+                    kept_uses = {s: u for s, u in self._uses[key].items() if u[0] >= horizon}
+                    if kept_uses:
+                        self._uses[key] = kept_uses
+                    else:
+                        del self._uses[key]
+            for seq, key2 in list(self._redeems.items()):
+                if key2[1] < self._today:
+                    del self._redeems[seq]
+                    self._drop_redeem(key2)
+        return changed
+
+    def needs_history(self, benefits: Iterable[str]) -> frozenset[str]:
+        """Which of ``benefits`` need lifetime counts the book does not keep yet."""
+        if self._tracked is None:
+            return frozenset()
+        return frozenset(b for b in benefits if b not in self._tracked)
+
+    def start_tracking(self, benefits: Iterable[str]) -> None:
+        """Keep lifetime counts of ``benefits`` from the next entry applied on; the
+        entries up to ``last_seq`` must then be given to :meth:`learn_history`."""
+        if self._tracked is not None:
+            self._tracked |= set(benefits)
+
+    def learn_history(self, benefits: Iterable[str], history: Iterable[Entry]) -> None:
+        """Count the lifetime uses of ``benefits`` in ``history`` (entries up to the
+        ``last_seq`` at :meth:`start_tracking`, in seq order, given once)."""
+        wanted = set(benefits)
+        for e in history:
+            if e.card is None or e.kind not in (EntryKind.SALE, EntryKind.VOID):
+                continue
+            hit = wanted.intersection(e.benefits)
+            if not hit:
+                continue
+            sign = 1 if e.kind == EntryKind.SALE else -1
+            card = sys.intern(e.card)
+            for b in hit:
+                self._count_ever(b, card, sign, sign * e.benefit_quantities.get(b, 1))
+
+    # --- the checkpoint --------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """The whole book as bytes; :meth:`restore` gives it back."""
+        uses = [
+            (card, benefit, seq, day, qty)
+            for (card, benefit), by_seq in self._uses.items()
+            for seq, (day, qty) in by_seq.items()
+        ]
+        return _encoder.encode(
+            BookSnapshot(
+                format=SNAPSHOT_FORMAT,
+                tz=self.tz.key,
+                last_seq=self._last_seq,
+                acked_seq=self._acked_seq,
+                points_floor=self._points_floor,
+                horizon=self._horizon,
+                today=self._today,
+                tracked=None if self._tracked is None else sorted(self._tracked),
+                points=self._points,
+                uses=uses,
+                ever_uses=self._ever_uses,
+                ever_qty=self._ever_qty,
+                pending=self._pending,
+                redeems=[(card, seq) for seq, (card, _day) in self._redeems.items()],
+                days={d: t.to_state() for d, t in self._days.items()},
+            )
+        )
+
+    @classmethod
+    def restore(cls, data: bytes) -> UsageBook:
+        """A book from :meth:`snapshot`; ValueError when the bytes are not one."""
+        try:
+            s = _decoder.decode(data)
+        except msgspec.DecodeError as e:
+            raise ValueError(f"not a usage book snapshot: {e}") from e
+        if s.format != SNAPSHOT_FORMAT:
+            raise ValueError(f"usage book snapshot format {s.format}, expected {SNAPSHOT_FORMAT}")
+        book = cls(tz=ZoneInfo(s.tz), tracked=s.tracked, points_floor=s.points_floor)
+        book._last_seq, book._acked_seq = s.last_seq, s.acked_seq
+        book._horizon, book._today = s.horizon, s.today
+        intern = sys.intern
+        book._points = {intern(c): [tuple(p) for p in ps] for c, ps in s.points.items()}  # type: ignore[misc]
+        for card, benefit, seq, day, qty in s.uses:
+            book._uses.setdefault((intern(card), benefit), {})[seq] = (day, qty)
+        book._ever_uses = {b: {intern(c): n for c, n in m.items()} for b, m in s.ever_uses.items()}
+        book._ever_qty = {b: {intern(c): n for c, n in m.items()} for b, m in s.ever_qty.items()}
+        for benefit, by_seq in s.pending.items():
+            for seq, card in by_seq.items():
+                book._add_pending(benefit, seq, intern(card))
+        for card, seq in s.redeems:
+            key = (intern(card), s.today if s.today is not None else 0)
+            book._redeems[seq] = key
+            book._redeem_count[key] = book._redeem_count.get(key, 0) + 1
+        book._days = {d: DayTotals.from_state(v) for d, v in s.days.items()}
+        return book
 
     # --- queries -------------------------------------------------------------------
 
     def points_delta_after(self, card: str, as_of: datetime | None) -> int:
-        """Sum of ``points_earned - points_redeemed`` of the card's entries later than ``as_of``."""
-        book = self._points.get(card)
-        if book is None:
+        """Sum of ``points_earned - points_redeemed`` of the card's kept entries later than
+        ``as_of`` (the older rule, for a card feed without ``terminal_seq``)."""
+        deltas = self._points.get(card)
+        if not deltas:
             return 0
-        if as_of is not None and as_of.tzinfo is None:
+        if as_of is None:
+            return sum(p[2] for p in deltas)
+        if as_of.tzinfo is None:
             as_of = as_of.replace(tzinfo=UTC)  # the feed's instants are UTC
-        return book.after(None if as_of is None else unix_ms(as_of))
+        at = unix_ms(as_of)
+        return sum(p[2] for p in deltas if p[1] > at)
+
+    def points_delta_above(self, card: str, seq: int) -> int:
+        """Sum of ``points_earned - points_redeemed`` of the card's entries with seq > ``seq``."""
+        deltas = self._points.get(card)
+        if not deltas:
+            return 0
+        return sum(p[2] for p in deltas if p[0] > seq)
 
     def uses_between(self, card: str, benefit: str, start: date | None, end: date | None) -> int:
-        """Quantity of ``benefit`` the card used on local dates in ``[start, end)``; None: open."""
+        """Quantity of ``benefit`` the card used on local dates in ``[start, end)``.
+
+        ``start`` and ``end`` None: the card's lifetime quantity (a tracked benefit).
+        """
+        if start is None and end is None:
+            return self._ever_qty.get(benefit, {}).get(card, 0)
         uses = self._uses.get((card, benefit))
         if not uses:
             return 0
@@ -184,8 +427,8 @@ class UsageBook:
         )
 
     def has_used(self, card: str, benefit: str) -> bool:
-        """Whether the card has a (not voided) use of the benefit on this terminal."""
-        return bool(self._uses.get((card, benefit)))
+        """Whether the card has a (not voided) use of a tracked benefit on this terminal."""
+        return card in self._ever_uses.get(benefit, ())
 
     def pending_persons(self, benefit: str) -> frozenset[str]:
         """Distinct cards with uses of ``benefit`` the server has not acknowledged yet."""
@@ -198,21 +441,31 @@ class UsageBook:
 
     def redemptions_on(self, card: str, day: date) -> int:
         """How many (not voided) sales redeemed points for the card on a local date."""
-        return len(self._redeems.get((card, day.toordinal()), ()))
+        return self._redeem_count.get((card, day.toordinal()), 0)
 
-    def is_voided(self, seq: int) -> bool:
-        return seq in self._voided
+    def day(self, local_date: str) -> DayTotals:
+        """The totals of one of the last local days (empty for any other date)."""
+        return self._days.get(local_date) or DayTotals()
 
-    def void_of(self, seq: int) -> int | None:
-        """The seq of the void entry that cancelled sale ``seq``, if any."""
-        return self._voided.get(seq)
+    def sizes(self) -> dict[str, int]:
+        """How much the book holds, for health and the benchmarks."""
+        return {
+            "cards_with_points": len(self._points),
+            "points_deltas": sum(len(v) for v in self._points.values()),
+            "window_uses": sum(len(v) for v in self._uses.values()),
+            "lifetime_pairs": sum(len(v) for v in self._ever_uses.values()),
+            "pending_uses": sum(len(v) for v in self._pending.values()),
+        }
 
 
 def card_balance(card: CardRecord, usage: UsageBook) -> int:
-    """The card's points now: the synced balance plus this terminal's later entries.
+    """The card's points now: the synced balance plus this terminal's entries not in it.
 
-    docs/architecture.md §5.4: ``card.points`` (as of ``card.points_as_of``) plus the sum of
-    ``points_earned - points_redeemed`` of this terminal's entries for the card whose
-    ts is later than ``points_as_of`` (all of them when the feed gives no instant).
+    docs/architecture.md §5.4: with a card feed that says up to which of this terminal's
+    entries its ``points`` count (``card.points_seq``), the sum of ``points_earned -
+    points_redeemed`` of the card's entries with a higher seq, whatever the clocks say;
+    without it, the older rule: entries whose ts is later than ``points_as_of``.
     """
+    if card.points_seq is not None:
+        return card.points + usage.points_delta_above(card.number, card.points_seq)
     return card.points + usage.points_delta_after(card.number, card.points_as_of)

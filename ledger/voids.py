@@ -1,4 +1,4 @@
-"""Voids (compensating entries) and the day's totals for the Z report.
+"""Voids (compensating entries); the day's totals for the Z report live in ledger.daytotals.
 
 A void never edits its sale: it is a new entry that negates the sale's amount, points and
 discount exactly and names the same card, benefits and quantities, so the sum of the two
@@ -7,13 +7,11 @@ is zero in every column and the usage book gives the sale's uses back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import msgspec
 
+from ledger.daytotals import SUMMARY_KEYS, day_summary
 from ledger.domain import CardRecord
 from ledger.entry import Draft, Entry, EntryKind
-from ledger.money import partner_cost_gr
 from ledger.refusals import Refusal
 from ledger.usage import UsageBook, card_balance
 
@@ -60,9 +58,17 @@ class VoidPlan(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def plan_void(
-    original: Entry, usage: UsageBook, *, reason: str, card: CardRecord | None = None
+    original: Entry,
+    usage: UsageBook,
+    *,
+    reason: str,
+    card: CardRecord | None = None,
+    voided_by: int | None = None,
 ) -> VoidPlan:
     """Plan the void of ``original``; refuse a void of a void, of a non-sale, or a second void.
+
+    ``voided_by``: the seq of a void entry that already cancelled ``original`` (the
+    caller looks it up in the ledger: a sale of years ago can be voided once, too).
 
     With ``card`` (the catalogue's record of the sale's card) the plan also carries the
     balance after the void. The balance may go below zero when the sale's points were
@@ -73,10 +79,8 @@ def plan_void(
         raise Refusal("cannot_void_void", {"seq": original.seq})
     if original.kind != EntryKind.SALE:
         raise Refusal("not_a_sale", {"seq": original.seq, "kind": original.kind})
-    if usage.is_voided(original.seq):
-        raise Refusal(
-            "already_voided", {"seq": original.seq, "void_seq": usage.void_of(original.seq)}
-        )
+    if voided_by is not None:
+        raise Refusal("already_voided", {"seq": original.seq, "void_seq": voided_by})
     if not reason.strip():
         raise Refusal("void_reason_required", {"seq": original.seq})
     balance_after: int | None = None
@@ -100,44 +104,4 @@ def plan_void(
     )
 
 
-SUMMARY_KEYS = (
-    "sales",
-    "voids",
-    "amount_gr",
-    "discount_gr",
-    "points_earned",
-    "points_redeemed",
-    "partner_cost_gr",
-    "sales_amount_gr",
-    "voids_amount_gr",
-    "first_seq",
-    "last_seq",
-)
-
-
-def day_summary(entries: Iterable[Entry], local_date: str) -> dict[str, int]:
-    """Totals of one local day's sales and voids (the Z report and the day_close entry).
-
-    Sums are net (a void's negative columns cancel its sale); ``partner_cost_gr`` is what
-    the partner owes the city for the net points granted; ``first_seq``/``last_seq`` span
-    the day's sale and void entries (0 when the day had none).
-    """
-    out = dict.fromkeys(SUMMARY_KEYS, 0)
-    for e in entries:
-        if e.local_date != local_date or e.kind not in (EntryKind.SALE, EntryKind.VOID):
-            continue
-        if e.kind == EntryKind.SALE:
-            out["sales"] += 1
-            out["sales_amount_gr"] += e.amount_gr
-        else:
-            out["voids"] += 1
-            out["voids_amount_gr"] += e.amount_gr
-        out["amount_gr"] += e.amount_gr
-        out["discount_gr"] += e.discount_gr
-        out["points_earned"] += e.points_earned
-        out["points_redeemed"] += e.points_redeemed
-        if out["first_seq"] == 0 or e.seq < out["first_seq"]:
-            out["first_seq"] = e.seq
-        out["last_seq"] = max(out["last_seq"], e.seq)
-    out["partner_cost_gr"] = partner_cost_gr(out["points_earned"])
-    return out
+__all__ = ["SUMMARY_KEYS", "VoidPlan", "day_summary", "plan_void"]

@@ -265,6 +265,16 @@ class PrintQueue:
         job_id, state = rows[0]
         return self._states.get(job_id, state)  # type: ignore[no-any-return]
 
+    async def baseline(self, seq: int) -> int:
+        """The highest entry seq that has an original job; a queue that never had one
+        starts at ``seq`` (the ledger's head when it is first opened beside it), so a new
+        or lost queue file beside years of ledger does not print them all again."""
+        async with self._write_lock:
+            await self._db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('last_original_seq', ?)", (seq,)
+            )
+        return await self.last_original_seq()
+
     async def last_original_seq(self) -> int:
         """The highest entry seq that has an original job (0 when none)."""
         rows = list(

@@ -253,6 +253,16 @@ class Catalog:
 
     # --- small persistent state (sync client bookkeeping) --------------------------------
 
+    @property
+    def terminal_seq(self) -> int | None:
+        """The highest ``terminal_seq`` a card feed applied here carried (None: none did).
+
+        Every card's balance includes this terminal's entries up to it: a card whose
+        points an entry changed is in the next delta (docs/architecture.md §5.4).
+        """
+        value = self._meta.get("cards_terminal_seq")
+        return None if value is None else int(value)
+
     def get_state(self, key: str) -> str | None:
         """A value the sync client keeps here (acked head, alarms), cached in memory."""
         return self._meta.get(f"state.{key}")
@@ -338,7 +348,9 @@ class Catalog:
                 raise FeedRejected(f"line 1: {e}") from None
             full, version = header.full, header.version
             async with self._write_lock:
-                cards, removed = await self._apply_locked(lines, full=full, version=version)
+                cards, removed = await self._apply_locked(
+                    lines, full=full, version=version, terminal_seq=header.terminal_seq
+                )
         except FeedRejected as e:
             log.error(
                 "card_feed_rejected",
@@ -356,11 +368,15 @@ class Catalog:
             raise FeedRejected(f"line {n}: longer than {self._max_line} bytes")
 
     async def _apply_locked(
-        self, lines: AsyncIterator[bytes], *, full: bool, version: int
+        self, lines: AsyncIterator[bytes], *, full: bool, version: int, terminal_seq: int | None
     ) -> tuple[int, int]:
         w = self._w
         now = format_ts(self._clock.now())
         meta: dict[str, str | None] = {"cards_version": str(version), "cards_refreshed_at": now}
+        if terminal_seq is not None and (
+            self.terminal_seq is None or terminal_seq > self.terminal_seq
+        ):
+            meta["cards_terminal_seq"] = str(terminal_seq)
         try:
             await w.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
@@ -369,7 +385,7 @@ class Catalog:
             if full:
                 for sql in _STAGE_SQL:
                     await w.execute(sql)
-            cards, removed = await self._stream(lines, full=full)
+            cards, removed = await self._stream(lines, full=full, terminal_seq=terminal_seq)
             fault_point("mid_catalog_swap")
             if full:
                 for sql in _SWAP_SQL:
@@ -389,7 +405,9 @@ class Catalog:
         self._cards_refreshed_at = parse_ts(now)
         return cards, removed
 
-    async def _stream(self, lines: AsyncIterator[bytes], *, full: bool) -> tuple[int, int]:
+    async def _stream(
+        self, lines: AsyncIterator[bytes], *, full: bool, terminal_seq: int | None
+    ) -> tuple[int, int]:
         pending: dict[str, CardRecord | CardLineInvalid | None] = {}
         seen = applied = removed = 0
         n = 1
@@ -419,6 +437,8 @@ class Catalog:
                 pending[item.number] = None
             else:
                 applied += 1
+                if item.points_seq != terminal_seq:
+                    item = msgspec.structs.replace(item, points_seq=terminal_seq)
                 pending[item.number] = item
             if len(pending) >= _BATCH:
                 # Written before decoding on: overlapping the two was measured to cost

@@ -110,10 +110,15 @@ ErrorReply = UploadError
 
 
 class CardsHeader(msgspec.Struct, frozen=True, kw_only=True):
-    """First line of the card feed."""
+    """First line of the card feed.
+
+    ``terminal_seq``: every ``points`` in the feed includes the requesting terminal's
+    entries up to this seq (absent from a city that does not say).
+    """
 
     version: int
     full: bool
+    terminal_seq: int | None = None
 
 
 class CardsEnd(msgspec.Struct, frozen=True, kw_only=True):

@@ -20,9 +20,8 @@ from drivers.base import Reader
 from drivers.events import ReaderState
 from drivers.factory import build_reader
 from ledger.clock import Clock, SystemClock
-from ledger.entry import Entry
+from ledger.periods import local_day
 from ledger.store import LedgerStore, ledger_path
-from ledger.usage import UsageBook
 from printer.escpos_env import prepare_escpos_cache
 from sync.catalog import Catalog, catalog_path
 from sync.client import CycleResult, RefreshResult, SyncClient, UploadResult
@@ -32,13 +31,12 @@ from terminal.api import ApiContext, DemoHooks, build_app
 from terminal.auth import PinThrottle, SessionSigner, allowed_origins, load_api_token
 from terminal.events import EventHub
 from terminal.printing import Printing
+from terminal.readmodels import UsageKeeper, load_usage
 from terminal.sale import SaleService, offline_policy
 from terminal.sdnotify import Notifier
 from terminal.views import DeviceEvent, HealthEvent, event_dict
 
 log = structlog.get_logger("kartapos.daemon")
-
-_RECENT_DAYS = 2
 
 
 def ensure_state_dir(path: Path) -> None:
@@ -61,19 +59,6 @@ def ensure_state_dir(path: Path) -> None:
         raise PermissionError(f"state dir {path} is not writable")
 
 
-async def load_entries(store: LedgerStore, tz: ZoneInfo) -> tuple[UsageBook, list[Entry]]:
-    """Rebuild the usage book from the ledger; keep the last local days for the Z report."""
-    book = UsageBook(tz=tz)
-    recent: list[Entry] = []
-    async for e in store.iter_after(0, batch=5000):
-        book.apply(e)
-        if recent and recent[-1].local_date != e.local_date:
-            days = sorted({x.local_date for x in recent} | {e.local_date})[-_RECENT_DAYS:]
-            recent = [x for x in recent if x.local_date in days]
-        recent.append(e)
-    return book, recent
-
-
 async def open_queue(cfg: Config, state: Path, clock: Clock) -> Any | None:
     """The durable print queue, or None when no printer is configured."""
     if cfg.printer.kind == "none":
@@ -90,6 +75,12 @@ async def open_queue(cfg: Config, state: Path, clock: Clock) -> Any | None:
 
 
 SHUTDOWN_DEADLINE_S = 10.0
+# How often the usage book drops what closed and is checkpointed when it changed.
+MAINTAIN_EVERY_S = 30.0
+
+
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()
 
 
 def _stuck_shutdown() -> None:
@@ -120,6 +111,7 @@ class _Syncer:
 
     async def _after(self) -> None:
         self._d.usage.set_acknowledged(self._d.sync.acked_seq)
+        await self._d._keep_usage()
         await self._d.push_health()
 
     async def upload(self) -> UploadResult:
@@ -175,11 +167,25 @@ class Daemon:
         cfg, clk, st = self.cfg, self.clock, self.state_dir
         ensure_state_dir(st)
         prepare_escpos_cache(st)
-        self.store = await LedgerStore.open(ledger_path(st), terminal=cfg.terminal.id)
+        # The open checks what a crash can break (the WAL, the last entries, the head);
+        # the whole file is checked in the background once the till is ready.
+        self.store = await LedgerStore.open(
+            ledger_path(st), terminal=cfg.terminal.id, integrity_check=False
+        )
         self._stack.push_async_callback(self.store.close)
         self.catalog = await Catalog.open(catalog_path(st), clk)
         self._stack.push_async_callback(self.catalog.close)
-        self.usage, recent = await load_entries(self.store, ZoneInfo(cfg.terminal.timezone))
+        tz = ZoneInfo(cfg.terminal.timezone)
+        loaded = await load_usage(
+            self.store,
+            tz=tz,
+            today=local_day(clk.now(), tz),
+            rules=self.catalog.rules,
+            points_floor=self.catalog.terminal_seq,
+        )
+        self.usage = loaded.book
+        self.keeper = UsageKeeper(self.store, self.usage, clk)
+        self._stack.push_async_callback(self._keep_usage)
         self.sync = SyncClient(cfg, self.store, self.catalog, load_or_create_key(st), clk)
         self._stack.push_async_callback(self.sync.close)
         self.usage.set_acknowledged(self.sync.acked_seq)
@@ -204,7 +210,7 @@ class Daemon:
             printing=self.printing,
             hub=self.hub,
             clock=clk,
-            recent=recent,
+            keeper=self.keeper,
             sync_now=self.sync_cycle,
             sync_info=self.sync_info,
             readers_info=self.readers_info,
@@ -228,6 +234,32 @@ class Daemon:
             app, handle_signals=False, access_log=None, shutdown_timeout=5, auto_decompress=False
         )
         self.host, self.port = host, port
+
+    async def _keep_usage(self) -> None:
+        """Prune the usage book and checkpoint it (after each sync, every minute, at exit)."""
+        try:
+            await self.keeper.maintain(points_floor=self.catalog.terminal_seq)
+        except Exception as e:  # a checkpoint is an optimisation: a failed one costs a replay
+            log.warning("usage_checkpoint_failed", error=str(e))
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(MAINTAIN_EVERY_S)
+            await self._keep_usage()
+
+    async def _check_integrity(self) -> None:
+        """The whole file's consistency check, after READY: it never blocks a sale."""
+        self.service.integrity = ("running", None)
+        t0 = loop_time()
+        try:
+            await self.store.check_integrity()
+        except Exception as e:
+            self.service.integrity = ("failed", str(e))
+            log.error("ledger_integrity_failed", error=str(e))
+        else:
+            self.service.integrity = ("ok", None)
+            log.info("ledger_integrity_ok", seconds=round(loop_time() - t0, 3))
+        await self.push_health()
 
     # --- what the API asks for -------------------------------------------------------
 
@@ -281,6 +313,7 @@ class Daemon:
                     tasks.append(tg.create_task(self.queue.run()))
                     tasks.append(tg.create_task(self._watch_printer()))
                 tasks.append(tg.create_task(self.scheduler.run()))
+                tasks.append(tg.create_task(self._maintain()))
                 tasks.append(tg.create_task(self._watchdog(note, tasks)))
                 note.ready(f"kartapos {self.cfg.terminal.id} on {self.cfg.api.listen}")
                 log.info(
@@ -289,6 +322,7 @@ class Daemon:
                     listen=self.cfg.api.listen,
                     head_seq=self.store.head.seq,
                 )
+                tg.create_task(self._check_integrity())
                 if on_ready is not None:
                     on_ready(self)
                 await self.stopping.wait()

@@ -109,7 +109,10 @@ class Printing:
         """Queue originals for entries committed just before a crash, before their job."""
         if self._queue is None:
             return 0
-        last = await self._queue.last_original_seq()
+        head = self._store.head.seq
+        last = await self._queue.baseline(head)
+        if last == head:
+            return 0
         n = 0
         async for entry in self._store.iter_after(last):
             await self._queue.enqueue(await self.receipt_data(entry), copy=False, drawer=False)

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -36,12 +36,13 @@ from ledger.rules import (
 )
 from ledger.store import Appended, IdempotencyConflict, LedgerError, LedgerStore
 from ledger.usage import UsageBook
-from ledger.voids import day_summary, plan_void
+from ledger.voids import plan_void
 from sync.catalog import Catalog
 from terminal.errors import Refused
 from terminal.events import EventHub
 from terminal.messages import message
 from terminal.printing import Printing
+from terminal.readmodels import UsageKeeper
 from terminal.views import (
     Caller,
     CardErrorEvent,
@@ -75,8 +76,7 @@ from terminal.views import (
 
 log = structlog.get_logger("kartapos.sale")
 
-# Keep entries of this many recent local days in memory for the Z report.
-_DAYS_KEPT = 2
+IntegrityState = Literal["pending", "running", "ok", "failed"]
 
 
 def offline_policy(cfg: Config) -> OfflinePolicy:
@@ -100,7 +100,7 @@ class SaleService:
         printing: Printing,
         hub: EventHub,
         clock: Clock,
-        recent: list[Entry],
+        keeper: UsageKeeper | None = None,
         sync_now: Callable[[], Any] | None = None,
         sync_info: Callable[[], dict[str, Any]] | None = None,
         readers_info: Callable[[], list[dict[str, Any]]] | None = None,
@@ -121,25 +121,19 @@ class SaleService:
         self._cards: dict[str, CardRecord] = {}
         self._cards_version: int | None = None
         self._unapplied: dict[int, Entry] = {}
-        self._recent: dict[str, list[Entry]] = {}
-        for e in recent:
-            self._remember(e)
+        self._keeper = keeper or UsageKeeper(store, usage, clock)
+        # The background check of the whole ledger file after READY:
+        # "pending", "running", "ok" or "failed", with why.
+        self.integrity: tuple[IntegrityState, str | None] = ("pending", None)
         self._sync_now = sync_now
         self._sync_info = sync_info or (lambda: {})
         self._readers_info = readers_info or (lambda: [])
 
     # --- bookkeeping -------------------------------------------------------------------
 
-    def _remember(self, e: Entry) -> None:
-        self._recent.setdefault(e.local_date, []).append(e)
-        if len(self._recent) > _DAYS_KEPT:
-            for d in sorted(self._recent)[:-_DAYS_KEPT]:
-                del self._recent[d]
-
     def _drain(self) -> None:
         while (nxt := self._unapplied.pop(self._usage.last_seq + 1, None)) is not None:
             self._usage.apply(nxt)
-            self._remember(nxt)
 
     async def _apply_through(self, entry: Entry) -> None:
         """Feed the usage book every entry up to ``entry`` in seq order.
@@ -197,6 +191,7 @@ class SaleService:
             raise Refused("not_a_card_number") from None
 
     async def _card(self, number: str) -> CardRecord:
+        await self._keeper.ensure_tracked(self._catalog.rules)
         if self._cards_version != self._catalog.cards_version or len(self._cards) > 4096:
             self._cards.clear()
             self._cards_version = self._catalog.cards_version
@@ -241,6 +236,7 @@ class SaleService:
             self._publish(CardErrorEvent(reason=ev.reason, message=message(ev.reason), read=read))
             return
         card: CardRecord | None = None
+        await self._keeper.ensure_tracked(self._catalog.rules)
         if ev.number is not None:
             card = await self._catalog.lookup(ev.number)
         elif ev.uid is not None:
@@ -364,9 +360,14 @@ class SaleService:
             return Written(await self._result_of(done), created=False)
         number = original.card or ""
         async with self._card_lock(number):
+            done = await self._store.by_sale_id(void_id)  # a void that waited on the lock
+            if done is not None:
+                return Written(await self._result_of(done), created=False)
             card = await self._catalog.lookup(number) if number else None
             try:
                 plan = plan_void(original, self._usage, reason=reason, card=card)
+                # voided_by stays None: a void of this sale would have been found above
+                # by its id, and two voids of one sale wait on each other's card lock.
             except Refusal as r:
                 raise Refused.of(r) from None
             now = self._now()
@@ -392,18 +393,15 @@ class SaleService:
 
     def _refuse_close_without_news(self, today: str) -> None:
         """A second Z report with nothing new since the last one would count it all twice."""
-        entries = self._recent.get(today, [])
-        closes = [e for e in entries if e.kind == EntryKind.DAY_CLOSE]
-        if closes and not any(
-            e.seq > closes[-1].seq and e.kind in (EntryKind.SALE, EntryKind.VOID) for e in entries
-        ):
-            raise Refused("nothing_to_close", details={"last_close_seq": closes[-1].seq})
+        day = self._usage.day(today)
+        if not day.has_news():
+            raise Refused("nothing_to_close", details={"last_close_seq": day.last_close_seq})
 
     async def _close_day(self, caller: Caller) -> EntryResult:
         now = self._now()
         today = local_date(now, self._tz).isoformat()
         self._refuse_close_without_news(today)
-        summary = day_summary(self._recent.get(today, []), today)
+        summary = self._usage.day(today).summary()
         draft = Draft(
             ts=format_ts(now),
             local_date=today,
@@ -506,6 +504,7 @@ class SaleService:
             or printer.state not in ("online", "none", "unknown")
             or sync.fork_alarm
             or catalog.too_old(self._policy)
+            or self.integrity[0] == "failed"
         )
         return Health(
             status="degraded" if degraded else "ok",
@@ -513,7 +512,12 @@ class SaleService:
             readers=readers,
             printer=printer,
             sync=sync,
-            ledger=LedgerHealth(head_seq=head.seq, head_hash=head.hash),
+            ledger=LedgerHealth(
+                head_seq=head.seq,
+                head_hash=head.hash,
+                integrity=self.integrity[0],
+                integrity_detail=self.integrity[1],
+            ),
         )
 
     def state(self) -> TillState:

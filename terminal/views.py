@@ -274,6 +274,9 @@ class SyncHealth(msgspec.Struct, frozen=True, kw_only=True):
 class LedgerHealth(msgspec.Struct, frozen=True, kw_only=True):
     head_seq: int
     head_hash: str
+    # The whole file's consistency check, run in the background after READY.
+    integrity: Literal["pending", "running", "ok", "failed"] = "pending"
+    integrity_detail: str | None = None
 
 
 class Health(msgspec.Struct, frozen=True, kw_only=True):

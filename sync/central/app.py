@@ -289,7 +289,7 @@ def _only_query(request: web.Request, *allowed: str) -> None:
 
 
 async def get_cards(request: web.Request) -> web.StreamResponse:
-    await _authenticate(request)
+    row = await _authenticate(request)
     _only_query(request, "since")
     values = request.query.getall("since", [])
     since: int | None = None
@@ -303,7 +303,7 @@ async def get_cards(request: web.Request) -> web.StreamResponse:
     db = request.app[DB_KEY]
     resp = web.StreamResponse(headers={"Content-Type": NDJSON, "Cache-Control": "no-store"})
     resp.enable_compression()
-    feed = db.card_feed(since)
+    feed = db.card_feed(since, row.id)
     async with contextlib.aclosing(feed):
         first = await anext(feed)  # the header: read before the status line goes out
         await resp.prepare(request)

@@ -143,6 +143,7 @@ def card_body(card: CardRecord) -> bytes:
     d = msgspec.to_builtins(card)
     d.pop("points", None)
     d.pop("points_as_of", None)
+    d.pop("points_seq", None)  # the till's own bookkeeping, never a feed-line field
     return _card_encoder.encode(d)
 
 
@@ -485,11 +486,18 @@ class CentralDB:
         line = await run_in_connection_thread(self._conn, work)
         return None if line is None else msgspec.json.decode(line, type=CardRecord)
 
-    async def card_feed(self, since: int | None) -> AsyncGenerator[bytes, None]:
-        """NDJSON chunks of the card feed: header, cards (full) or changes (delta), end."""
+    async def card_feed(
+        self, since: int | None, terminal_id: str | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        """NDJSON chunks of the card feed: header, cards (full) or changes (delta), end.
+
+        With ``terminal_id`` the header says up to which of that terminal's entries the
+        balances count (``terminal_seq``, docs/architecture.md §5.4): its head in the
+        same snapshot, since a batch changes head and balances in one transaction.
+        """
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         try:
-            header, cursor = await run_in_connection_thread(conn, _feed_start, since)
+            header, cursor = await run_in_connection_thread(conn, _feed_start, since, terminal_id)
             yield encode_line(header)
             count = 0
             while True:
@@ -639,9 +647,15 @@ def _rules_tx(db: sqlite3.Connection, partner_id: str) -> Rules | None:
     return msgspec.structs.replace(rules, benefits=benefits)
 
 
-def _feed_start(db: sqlite3.Connection, since: int | None) -> tuple[CardsHeader, sqlite3.Cursor]:
-    db.execute("BEGIN")  # one snapshot for the header's version and every line
+def _feed_start(
+    db: sqlite3.Connection, since: int | None, terminal_id: str | None
+) -> tuple[CardsHeader, sqlite3.Cursor]:
+    db.execute("BEGIN")  # one snapshot for the header's version, the head and every line
     version = _meta(db, "cards_version")
+    terminal_seq: int | None = None
+    if terminal_id is not None:
+        row = db.execute("SELECT head_seq FROM terminals WHERE id = ?", (terminal_id,)).fetchone()
+        terminal_seq = None if row is None else int(row[0])
     floor = _meta(db, "delta_floor")
     # Full when the terminal has nothing, is ahead of us (we were restored from a
     # backup), or is older than the removals we still remember.
@@ -657,7 +671,7 @@ def _feed_start(db: sqlite3.Connection, since: int | None) -> tuple[CardsHeader,
             " ORDER BY version, number",
             (since,),
         )
-    return CardsHeader(version=version, full=full), cur
+    return CardsHeader(version=version, full=full, terminal_seq=terminal_seq), cur
 
 
 def _feed_chunk(_db: sqlite3.Connection, cur: sqlite3.Cursor, full: bool) -> tuple[bytes, int]:

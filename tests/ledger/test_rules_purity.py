@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-ENGINE = ("rules", "usage", "periods", "refusals", "voids", "explanations")
+ENGINE = ("rules", "usage", "periods", "refusals", "voids", "explanations", "daytotals")
 ALLOWED_STDLIB = {
     "__future__",
     "bisect",
@@ -21,6 +21,7 @@ ALLOWED_STDLIB = {
     "enum",
     "fractions",
     "math",
+    "sys",
     "typing",
     "zoneinfo",
 }

@@ -161,8 +161,14 @@ class Till:
         )
         return self._append(self._seal(draft))
 
+    def voided_by(self, seq: int) -> int | None:
+        """The void entry that cancelled sale ``seq`` (the daemon asks its ledger)."""
+        return next((e.seq for e in self.entries if e.kind == "void" and e.ref == seq), None)
+
     def void(self, seq: int, at: datetime, *, reason: str = "pomyłka kasjera") -> Entry:
-        plan = plan_void(self.entries[seq - 1], self.usage, reason=reason)
+        plan = plan_void(
+            self.entries[seq - 1], self.usage, reason=reason, voided_by=self.voided_by(seq)
+        )
         draft = plan.to_draft(
             ts=format_ts(at),
             local_date=at.astimezone(WARSAW).date().isoformat(),

@@ -68,7 +68,7 @@ def queries(book: UsageBook) -> tuple[object, ...]:
             book.has_used(n, "b1"),
         ]
     out += [book.pending_persons("b1"), book.pending_persons("b2")]
-    out += [book.is_voided(s) for s in range(1, 31)]
+    out += [book.day("2026-11-18").summary(), book.day("2026-11-19").summary()]
     return tuple(out)
 
 
@@ -87,7 +87,7 @@ def test_rebuilt_book_equals_the_incremental_one(script: list[Step]) -> None:
         elif isinstance(step, Void):
             if 1 <= step.seq <= len(till.entries):
                 e = till.entries[step.seq - 1]
-                if e.kind == "sale" and not till.usage.is_voided(step.seq):
+                if e.kind == "sale" and till.voided_by(step.seq) is None:
                     till.void(step.seq, NOON + timedelta(hours=11))
         else:
             acked = max(acked, min(step.seq, len(till.entries)))
