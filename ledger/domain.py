@@ -21,8 +21,13 @@ class CardStatus(StrEnum):
 
 
 class Holder(msgspec.Struct, frozen=True, kw_only=True):
+    """The card's holder. ``id`` is the city's opaque, stable id of the person: every
+    card of one person (a duplicate, a replacement, the app's card) shares it, and
+    benefit limits count per holder (docs/architecture.md §5.8)."""
+
     display_name: str
     birth_date: date | None = None
+    id: str | None = None
 
 
 class Program(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,6 +39,11 @@ class Program(msgspec.Struct, frozen=True, kw_only=True):
 
 class CardRecord(msgspec.Struct, frozen=True, kw_only=True):
     """One card of the city's card list."""
+
+    @property
+    def holder_key(self) -> str:
+        """Whom benefit limits count for: the holder id, or the card's own number."""
+        return self.holder.id or self.number
 
     number: str
     status: CardStatus
