@@ -65,6 +65,15 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
     balance_after: int | None = None
     # day_close only: totals of the closed day (counts, grosze, points, seq range).
     summary: dict[str, int] | None = None
+    # Whom the benefit limits counted this entry for: the card holder's id from the
+    # city's card list (docs/architecture.md §5.8). Absent (not null) when the card has
+    # none, and in entries written before it existed, whose bytes must not change.
+    holder: str | msgspec.UnsetType = msgspec.UNSET
+
+    @property
+    def holder_key(self) -> str | None:
+        """The holder the limits count for: ``holder``, or the card number."""
+        return self.holder if isinstance(self.holder, str) else self.card
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as a plain JSON-able dict (all fields)."""
@@ -94,6 +103,7 @@ class Draft(msgspec.Struct, frozen=True, kw_only=True):
     reason: str | None = None
     balance_after: int | None = None
     summary: dict[str, int] | None = None
+    holder: str | msgspec.UnsetType = msgspec.UNSET
 
 
 def body_bytes(entry: Entry | dict[str, Any]) -> bytes:

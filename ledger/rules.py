@@ -151,6 +151,7 @@ class Quote(msgspec.Struct, frozen=True, kw_only=True):
     """What a sale grants and takes, with the rules that did it."""
 
     card: str
+    holder: str | None  # the card holder's id (None: the card counts as its own holder)
     amount_gr: int
     purchase_points: int
     benefit_points: dict[str, int]
@@ -176,6 +177,7 @@ class Quote(msgspec.Struct, frozen=True, kw_only=True):
             local_date=local_date,
             kind=EntryKind.SALE,
             card=card,
+            holder=self.holder if self.holder is not None else msgspec.UNSET,
             amount_gr=self.amount_gr,
             points_earned=self.points_earned,
             points_redeemed=self.points_redeemed,
@@ -340,7 +342,7 @@ def _judge(b: Benefit, m: _Moment, quantity: int) -> _Verdict:
         return _Verdict(
             "points_below_threshold", {"balance": m.balance, "min_points": b.min_points}
         )
-    number = m.card.number
+    number = m.card.holder_key  # limits count per person, across all their cards
     if b.max_persons is not None and not m.usage.has_used(number, b.id):
         if m.catalog.too_old(m.policy):
             return _Verdict("offline_limit", {"catalog_age_s": m.catalog.age_s})
@@ -580,6 +582,7 @@ def quote(
         raise Refusal("invalid_quantity", {"points_earned": earned, "max": MAX_ENTRY_POINTS})
     return Quote(
         card=card.number,
+        holder=card.holder.id,
         amount_gr=sale.amount_gr,
         purchase_points=earned_purchase,
         benefit_points=benefit_points,

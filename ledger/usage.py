@@ -1,7 +1,9 @@
 """Usage counts of cards and benefits: a bounded read model of this terminal's ledger.
 
 The rules engine needs little of a ledger that grows for years, and the book keeps only
-that (docs/architecture.md §5.7):
+that (docs/architecture.md §5.7). Benefit limits count per holder (the entry's
+``holder``, or its card number when the card has no holder id: §5.8); points and
+redemptions per card:
 
 * a card's points: this terminal's deltas the city has not yet included in the card
   list it sent, i.e. with a seq above ``points_floor`` (the last card feed's
@@ -9,7 +11,7 @@ that (docs/architecture.md §5.7):
 * benefit uses per period: local dates from ``horizon`` on, the first day of the
   longest calendar window still open (this year's 1 January, or the Monday of this week
   when that is earlier);
-* lifetime counts ("has this card used the benefit", a limit without a period) only for
+* lifetime counts ("has this person used the benefit", a limit without a period) only for
   the ``tracked`` benefits, those whose rules need them (None: every benefit);
 * redemptions per card of ``today`` only; uses the server has not acknowledged (the
   persons limit counts them itself); the totals of the last two local days (Z report).
@@ -159,10 +161,11 @@ class UsageBook:
             if points is None:
                 points = self._points[card] = []
             points.append((entry.seq, unix_ms(parse_ts(entry.ts)), delta))
+        who = card if not isinstance(entry.holder, str) else sys.intern(entry.holder)
         if entry.kind == EntryKind.SALE:
-            self._apply_sale(entry, card)
+            self._apply_sale(entry, card, who)
         elif entry.kind == EntryKind.VOID and entry.ref is not None:
-            self._apply_void(entry, card, entry.ref)
+            self._apply_void(entry, card, who, entry.ref)
 
     def _add_day(self, entry: Entry) -> None:
         day = self._days.get(entry.local_date)
@@ -177,36 +180,36 @@ class UsageBook:
     def _is_tracked(self, benefit: str) -> bool:
         return self._tracked is None or benefit in self._tracked
 
-    def _apply_sale(self, entry: Entry, card: str) -> None:
+    def _apply_sale(self, entry: Entry, card: str, who: str) -> None:
         if not entry.benefits and entry.points_redeemed <= 0:
             return
         day = date.fromisoformat(entry.local_date).toordinal()
         for benefit in entry.benefits:
             qty = entry.benefit_quantities.get(benefit, 1)
             if self._horizon is None or day >= self._horizon:
-                key = (card, benefit)
+                key = (who, benefit)
                 uses = self._uses.get(key)
                 if uses is None:
                     uses = self._uses[key] = {}
                 uses[entry.seq] = (day, qty)
             if self._is_tracked(benefit):
-                self._count_ever(benefit, card, 1, qty)
+                self._count_ever(benefit, who, 1, qty)
             if entry.seq > self._acked_seq:
-                self._add_pending(benefit, entry.seq, card)
+                self._add_pending(benefit, entry.seq, who)
         if entry.points_redeemed > 0 and (self._today is None or day >= self._today):
             key2 = (card, day)
             self._redeems[entry.seq] = key2
             self._redeem_count[key2] = self._redeem_count.get(key2, 0) + 1
 
-    def _apply_void(self, entry: Entry, card: str, ref: int) -> None:
+    def _apply_void(self, entry: Entry, card: str, who: str, ref: int) -> None:
         for benefit in entry.benefits:
-            uses = self._uses.get((card, benefit))
+            uses = self._uses.get((who, benefit))
             if uses is not None:
                 uses.pop(ref, None)
                 if not uses:
-                    del self._uses[(card, benefit)]
+                    del self._uses[(who, benefit)]
             if self._is_tracked(benefit):
-                self._count_ever(benefit, card, -1, -entry.benefit_quantities.get(benefit, 1))
+                self._count_ever(benefit, who, -1, -entry.benefit_quantities.get(benefit, 1))
             self._drop_pending(benefit, ref)
         key = self._redeems.pop(ref, None)
         if key is not None:
@@ -325,9 +328,9 @@ class UsageBook:
             if not hit:
                 continue
             sign = 1 if e.kind == EntryKind.SALE else -1
-            card = sys.intern(e.card)
+            who = sys.intern(e.holder if isinstance(e.holder, str) else e.card)
             for b in hit:
-                self._count_ever(b, card, sign, sign * e.benefit_quantities.get(b, 1))
+                self._count_ever(b, who, sign, sign * e.benefit_quantities.get(b, 1))
 
     # --- the checkpoint --------------------------------------------------------------
 
@@ -408,14 +411,15 @@ class UsageBook:
             return 0
         return sum(p[2] for p in deltas if p[0] > seq)
 
-    def uses_between(self, card: str, benefit: str, start: date | None, end: date | None) -> int:
-        """Quantity of ``benefit`` the card used on local dates in ``[start, end)``.
+    def uses_between(self, holder: str, benefit: str, start: date | None, end: date | None) -> int:
+        """Quantity of ``benefit`` the holder (a holder id, or a card number for a card
+        without one) used on local dates in ``[start, end)``.
 
-        ``start`` and ``end`` None: the card's lifetime quantity (a tracked benefit).
+        ``start`` and ``end`` None: the lifetime quantity (a tracked benefit).
         """
         if start is None and end is None:
-            return self._ever_qty.get(benefit, {}).get(card, 0)
-        uses = self._uses.get((card, benefit))
+            return self._ever_qty.get(benefit, {}).get(holder, 0)
+        uses = self._uses.get((holder, benefit))
         if not uses:
             return 0
         lo = start.toordinal() if start is not None else None
@@ -426,12 +430,12 @@ class UsageBook:
             if (lo is None or day >= lo) and (hi is None or day < hi)
         )
 
-    def has_used(self, card: str, benefit: str) -> bool:
-        """Whether the card has a (not voided) use of a tracked benefit on this terminal."""
-        return card in self._ever_uses.get(benefit, ())
+    def has_used(self, holder: str, benefit: str) -> bool:
+        """Whether the holder has a (not voided) use of a tracked benefit on this terminal."""
+        return holder in self._ever_uses.get(benefit, ())
 
     def pending_persons(self, benefit: str) -> frozenset[str]:
-        """Distinct cards with uses of ``benefit`` the server has not acknowledged yet."""
+        """Distinct holders with uses of ``benefit`` the server has not acknowledged yet."""
         cards = self._pending_cards.get(benefit)
         return frozenset(cards) if cards else frozenset()
 

@@ -31,6 +31,7 @@ class VoidPlan(msgspec.Struct, frozen=True, kw_only=True):
     rules_version: str
     reason: str
     balance_after: int | None = None
+    holder: str | msgspec.UnsetType = msgspec.UNSET
 
     def to_draft(
         self, *, ts: str, local_date: str, cashier: str | None, sale_id: str | None
@@ -54,6 +55,7 @@ class VoidPlan(msgspec.Struct, frozen=True, kw_only=True):
             sale_id=sale_id,
             reason=self.reason,
             balance_after=self.balance_after,
+            holder=self.holder,
         )
 
 
@@ -101,6 +103,7 @@ def plan_void(
         rules_version=original.rules_version,
         reason=reason.strip(),
         balance_after=balance_after,
+        holder=original.holder,  # the void gives back what the sale counted, to whom
     )
 
 

@@ -75,11 +75,14 @@ def demo_cards(today: date) -> list[CardRecord]:
         status: CardStatus = CardStatus.ACTIVE,
         points: int = 0,
         uids: tuple[str, ...] = (),
+        person: int | None = None,
     ) -> CardRecord:
+        # The city's holder id: one per person, shared by all their cards.
+        holder_id = f"H-{person or serial:04d}"
         return CardRecord(
             number=demo_number(serial),
             status=status,
-            holder=Holder(display_name=name, birth_date=born),
+            holder=Holder(display_name=name, birth_date=born, id=holder_id),
             uids=uids,
             programs=tuple(Program(code=c, valid_to=v) for c, v in programs),
             points=points,
@@ -99,7 +102,7 @@ def demo_cards(today: date) -> list[CardRecord]:
         card(6, "Grzegorz Ć.", date(1977, 1, 19), (("mieszkaniec", ahead),),
              status=CardStatus.REPLACED, points=0),
         card(7, "Grzegorz Ć.", date(1977, 1, 19), (("mieszkaniec", ahead),), points=210,
-             uids=("04f3e2d1c0b9a8",)),
+             uids=("04f3e2d1c0b9a8",), person=6),  # the duplicate of the replaced card 6
         card(8, "Weronika Ź.", date(2008, 2, 29), (("mieszkaniec", ahead),), points=15,
              uids=("5b0e7a31",)),
     ]  # fmt: skip

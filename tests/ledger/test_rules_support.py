@@ -53,11 +53,12 @@ def make_card(
     programs: tuple[tuple[str, date], ...] = (("mieszkaniec", date(2030, 12, 31)),),
     points: int = 0,
     as_of: datetime | None = None,
+    holder_id: str | None = None,
 ) -> CardRecord:
     return CardRecord(
         number=number,
         status=status,
-        holder=Holder(display_name="Anna K.", birth_date=birth),
+        holder=Holder(display_name="Anna K.", birth_date=birth, id=holder_id),
         programs=tuple(Program(code=c, valid_to=v) for c, v in programs),
         points=points,
         points_as_of=as_of,

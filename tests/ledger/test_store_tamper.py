@@ -52,7 +52,9 @@ def test_random_ledgers_verify_and_match_the_spec(ds: list[Draft], split: int) -
     prev = "0" * 64
     for e in stored:
         d = msgspec.convert(
-            {f: getattr(e, f) for f in Draft.__struct_fields__}, Draft, from_attributes=True
+            {f: v for f in Draft.__struct_fields__ if (v := getattr(e, f)) is not msgspec.UNSET},
+            Draft,
+            from_attributes=True,
         )
         assert e.hash == spec_hash(prev, spec_body(d, seq=e.seq, entry_id=e.id, terminal="T-0001"))
         prev = e.hash
