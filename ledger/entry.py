@@ -69,6 +69,9 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
     # city's card list (docs/architecture.md §5.8). Absent (not null) when the card has
     # none, and in entries written before it existed, whose bytes must not change.
     holder: str | msgspec.UnsetType = msgspec.UNSET
+    # The benefits with a persons limit for which this sale admitted a new person within
+    # this till's lease (docs/architecture.md §5.8; a void repeats its sale's). UNSET: none.
+    persons_new: tuple[str, ...] | msgspec.UnsetType = msgspec.UNSET
 
     @property
     def holder_key(self) -> str | None:
@@ -104,6 +107,7 @@ class Draft(msgspec.Struct, frozen=True, kw_only=True):
     balance_after: int | None = None
     summary: dict[str, int] | None = None
     holder: str | msgspec.UnsetType = msgspec.UNSET
+    persons_new: tuple[str, ...] | msgspec.UnsetType = msgspec.UNSET
 
 
 def body_bytes(entry: Entry | dict[str, Any]) -> bytes:

@@ -63,7 +63,7 @@ from ledger.explanations import (
 )
 from ledger.periods import age_on, local_day, local_midnight, window_dates
 from ledger.refusals import Refusal
-from ledger.usage import UsageBook, card_balance
+from ledger.usage import LOCAL, Network, UsageBook, card_balance
 from ledger.voids import VoidPlan, day_summary, plan_void
 
 __all__ = [
@@ -152,6 +152,7 @@ class Quote(msgspec.Struct, frozen=True, kw_only=True):
 
     card: str
     holder: str | None  # the card holder's id (None: the card counts as its own holder)
+    persons_new: tuple[str, ...]  # benefits for which this sale admits a new person (lease)
     amount_gr: int
     purchase_points: int
     benefit_points: dict[str, int]
@@ -178,6 +179,7 @@ class Quote(msgspec.Struct, frozen=True, kw_only=True):
             kind=EntryKind.SALE,
             card=card,
             holder=self.holder if self.holder is not None else msgspec.UNSET,
+            persons_new=self.persons_new or msgspec.UNSET,
             amount_gr=self.amount_gr,
             points_earned=self.points_earned,
             points_redeemed=self.points_redeemed,
@@ -249,7 +251,17 @@ def best_multiplier(card: CardRecord, earn: EarnRule, on: date) -> tuple[int, st
 class _Moment:
     """Everything about the card that does not depend on the benefit, computed once."""
 
-    __slots__ = ("balance", "card", "card_reason", "catalog", "day", "policy", "usage")
+    __slots__ = (
+        "balance",
+        "card",
+        "card_reason",
+        "catalog",
+        "day",
+        "holder",
+        "network",
+        "policy",
+        "usage",
+    )
 
     def __init__(
         self,
@@ -258,14 +270,31 @@ class _Moment:
         at: datetime,
         catalog: CatalogState,
         policy: OfflinePolicy,
+        network: Network = LOCAL,
     ) -> None:
         self.card = card
+        self.holder = card.holder_key  # limits count per person, across all their cards
+        self.network = network
         self.usage = usage
         self.day = local_day(at, usage.tz)
         self.card_reason = _card_refusal(card, self.day)
         self.balance = card_balance(card, usage)
         self.catalog = catalog
         self.policy = policy
+
+    def used(self, benefit: str, start: date | None, end: date | None) -> int:
+        """The holder's quantity of ``benefit`` on dates in ``[start, end)`` (None, None:
+        lifetime): the partner's usage feed plus this till's entries it does not hold yet,
+        or this till's own entries alone without a feed (docs/architecture.md §5.8)."""
+        seen = self.network.terminal_seq
+        if seen is None:
+            return self.usage.uses_between(self.holder, benefit, start, end)
+        own = self.usage.uses_above(self.holder, benefit, start, end, seen)
+        return self.network.used(benefit, start, end) + own
+
+    def known_person(self, benefit: str) -> bool:
+        """Whether the holder already counts as a person of ``benefit`` (here or elsewhere)."""
+        return self.usage.has_used(self.holder, benefit) or self.network.knows(benefit)
 
     def has_program(self, codes: Sequence[str]) -> bool:
         return any(p.code in codes and p.valid_to >= self.day for p in self.card.programs)
@@ -276,6 +305,7 @@ class _Verdict(msgspec.Struct, frozen=True):
     details: dict[str, object]
     free_at: datetime | None = None
     remaining: int | None = None
+    new_person: bool = False  # a use now admits a new person within this till's lease
 
 
 _OK = _Verdict(None, {})
@@ -342,26 +372,36 @@ def _judge(b: Benefit, m: _Moment, quantity: int) -> _Verdict:
         return _Verdict(
             "points_below_threshold", {"balance": m.balance, "min_points": b.min_points}
         )
-    number = m.card.holder_key  # limits count per person, across all their cards
-    if b.max_persons is not None and not m.usage.has_used(number, b.id):
-        if m.catalog.too_old(m.policy):
-            return _Verdict("offline_limit", {"catalog_age_s": m.catalog.age_s})
-        persons = b.persons_used + m.usage.pending_person_count(b.id)
-        if persons >= b.max_persons:
-            return _Verdict(
-                "persons_limit_reached", {"persons": persons, "max_persons": b.max_persons}
-            )
+    new_person = False
+    if b.max_persons is not None and not m.known_person(b.id):
+        granted = m.network.grants.get(b.id)
+        if granted is not None:  # the city hands this till slots (a lease, §5.8)
+            admitted = m.usage.admitted(b.id)
+            if admitted >= granted:
+                return _Verdict(
+                    "persons_limit_reached",
+                    {"admitted": admitted, "granted": granted, "max_persons": b.max_persons},
+                )
+            new_person = True
+        else:
+            if m.catalog.too_old(m.policy):
+                return _Verdict("offline_limit", {"catalog_age_s": m.catalog.age_s})
+            persons = b.persons_used + m.usage.pending_person_count(b.id)
+            if persons >= b.max_persons:
+                return _Verdict(
+                    "persons_limit_reached", {"persons": persons, "max_persons": b.max_persons}
+                )
     if b.uses_per_period is None:
-        return _OK
+        return _Verdict(None, {}, new_person=new_person)
     limit = b.uses_per_period
     if b.period is None:
-        used = m.usage.uses_between(number, b.id, None, None)
+        used = m.used(b.id, None, None)
         if used + quantity > limit:
             details: dict[str, object] = {"used": used, "limit": limit}
             return _Verdict("period_limit_reached", details, None, max(limit - used, 0))
-        return _Verdict(None, {}, None, limit - used)
+        return _Verdict(None, {}, None, limit - used, new_person)
     start, end = window_dates(b.period, m.day)
-    used = m.usage.uses_between(number, b.id, start, end)
+    used = m.used(b.id, start, end)
     if used + quantity > limit:
         free_at = local_midnight(end, m.usage.tz)
         return _Verdict(
@@ -370,7 +410,7 @@ def _judge(b: Benefit, m: _Moment, quantity: int) -> _Verdict:
             free_at,
             max(limit - used, 0),
         )
-    return _Verdict(None, {}, None, limit - used)
+    return _Verdict(None, {}, None, limit - used, new_person)
 
 
 def _view(b: Benefit, v: _Verdict) -> BenefitView:
@@ -398,9 +438,10 @@ def benefit_views(
     *,
     catalog: CatalogState,
     policy: OfflinePolicy,
+    network: Network = LOCAL,
 ) -> list[BenefitView]:
     """Every benefit of the partner for this card now, available or with the reason why not."""
-    m = _Moment(card, usage, at, catalog, policy)
+    m = _Moment(card, usage, at, catalog, policy, network)
     return [_view(b, _judge(b, m, 1)) for b in rules.benefits]
 
 
@@ -429,9 +470,10 @@ def redeem_options(
     *,
     catalog: CatalogState,
     policy: OfflinePolicy,
+    network: Network = LOCAL,
 ) -> list[RedeemTier]:
     """The redemption tiers the card can use now, smallest first."""
-    return _tiers(_Moment(card, usage, at, catalog, policy), rules)
+    return _tiers(_Moment(card, usage, at, catalog, policy, network), rules)
 
 
 class CardSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -459,9 +501,10 @@ def card_snapshot(
     *,
     catalog: CatalogState,
     policy: OfflinePolicy,
+    network: Network = LOCAL,
 ) -> CardSnapshot:
     """Everything the till says about a card now: CARDVIEW's facts (docs/architecture.md §5.3)."""
-    m = _Moment(card, usage, at, catalog, policy)
+    m = _Moment(card, usage, at, catalog, policy, network)
     birth = card.holder.birth_date
     return CardSnapshot(
         card=card,
@@ -507,15 +550,17 @@ def quote(
     *,
     catalog: CatalogState,
     policy: OfflinePolicy,
+    network: Network = LOCAL,
 ) -> Quote:
     """What this sale would grant and take now; raises `Refusal` when it may not happen."""
     quantities = _check_request(sale)
-    m = _Moment(card, usage, at, catalog, policy)
+    m = _Moment(card, usage, at, catalog, policy, network)
     if m.card_reason is not None:
         raise Refusal(m.card_reason, {"card": card.number})
 
     by_id = {b.id: b for b in rules.benefits}
     chosen: list[Benefit] = []
+    persons_new: list[str] = []
     for bid in sale.benefit_ids:
         b = by_id.get(bid)
         if b is None:
@@ -530,6 +575,8 @@ def quote(
                 bid, verdict.reason, {"benefit_id": bid, "name": b.name, **verdict.details}
             )
         chosen.append(b)
+        if verdict.new_person:
+            persons_new.append(bid)
 
     override, reason = _check_override(sale, chosen)
     tier = _check_redeem(sale, rules, m)
@@ -583,6 +630,7 @@ def quote(
     return Quote(
         card=card.number,
         holder=card.holder.id,
+        persons_new=tuple(persons_new),
         amount_gr=sale.amount_gr,
         purchase_points=earned_purchase,
         benefit_points=benefit_points,

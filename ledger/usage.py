@@ -44,7 +44,7 @@ from ledger.periods import window_dates
 # The local days whose totals the book keeps (today and yesterday: a Z report after
 # midnight still finds the day it closes).
 DAYS_KEPT: Final = 2
-SNAPSHOT_FORMAT: Final = 1
+SNAPSHOT_FORMAT: Final = 2
 
 
 def open_horizon(today: date) -> date:
@@ -67,6 +67,7 @@ class BookSnapshot(msgspec.Struct, array_like=True, frozen=True):
     uses: list[tuple[str, str, int, int, int]]
     ever_uses: dict[str, dict[str, int]]
     ever_qty: dict[str, dict[str, int]]
+    admitted: dict[str, dict[str, int]]
     pending: dict[str, dict[int, str]]
     redeems: list[tuple[str, int]]
     days: dict[str, list[int]]
@@ -109,6 +110,8 @@ class UsageBook:
         self._redeems: dict[int, tuple[str, int]] = {}
         self._redeem_count: dict[tuple[str, int], int] = {}
         self._days: dict[str, DayTotals] = {}
+        # benefit -> {holder: sales not voided that admitted them as a new person}
+        self._admitted: dict[str, dict[str, int]] = {}
 
     @classmethod
     def from_entries(
@@ -162,6 +165,15 @@ class UsageBook:
                 points = self._points[card] = []
             points.append((entry.seq, unix_ms(parse_ts(entry.ts)), delta))
         who = card if not isinstance(entry.holder, str) else sys.intern(entry.holder)
+        if isinstance(entry.persons_new, tuple) and entry.kind in (EntryKind.SALE, EntryKind.VOID):
+            step = 1 if entry.kind == EntryKind.SALE else -1
+            for b in entry.persons_new:
+                by_holder = self._admitted.setdefault(b, {})
+                left = by_holder.get(who, 0) + step
+                if left > 0:
+                    by_holder[who] = left
+                else:
+                    by_holder.pop(who, None)
         if entry.kind == EntryKind.SALE:
             self._apply_sale(entry, card, who)
         elif entry.kind == EntryKind.VOID and entry.ref is not None:
@@ -355,6 +367,7 @@ class UsageBook:
                 uses=uses,
                 ever_uses=self._ever_uses,
                 ever_qty=self._ever_qty,
+                admitted=self._admitted,
                 pending=self._pending,
                 redeems=[(card, seq) for seq, (card, _day) in self._redeems.items()],
                 days={d: t.to_state() for d, t in self._days.items()},
@@ -379,6 +392,7 @@ class UsageBook:
             book._uses.setdefault((intern(card), benefit), {})[seq] = (day, qty)
         book._ever_uses = {b: {intern(c): n for c, n in m.items()} for b, m in s.ever_uses.items()}
         book._ever_qty = {b: {intern(c): n for c, n in m.items()} for b, m in s.ever_qty.items()}
+        book._admitted = {b: {intern(c): n for c, n in m.items()} for b, m in s.admitted.items()}
         for benefit, by_seq in s.pending.items():
             for seq, card in by_seq.items():
                 book._add_pending(benefit, seq, intern(card))
@@ -419,6 +433,14 @@ class UsageBook:
         """
         if start is None and end is None:
             return self._ever_qty.get(benefit, {}).get(holder, 0)
+        return self.uses_above(holder, benefit, start, end, 0)
+
+    def uses_above(
+        self, holder: str, benefit: str, start: date | None, end: date | None, seq: int
+    ) -> int:
+        """Like :meth:`uses_between`, counting only entries with a seq above ``seq`` (the
+        ones a usage feed with ``terminal_seq`` = ``seq`` does not include yet), among
+        the dates kept (the open windows)."""
         uses = self._uses.get((holder, benefit))
         if not uses:
             return 0
@@ -426,9 +448,13 @@ class UsageBook:
         hi = end.toordinal() if end is not None else None
         return sum(
             qty
-            for day, qty in uses.values()
-            if (lo is None or day >= lo) and (hi is None or day < hi)
+            for s, (day, qty) in uses.items()
+            if s > seq and (lo is None or day >= lo) and (hi is None or day < hi)
         )
+
+    def admitted(self, benefit: str) -> int:
+        """New persons this till admitted to ``benefit`` within its leases, net of voids."""
+        return len(self._admitted.get(benefit, ()))
 
     def has_used(self, holder: str, benefit: str) -> bool:
         """Whether the holder has a (not voided) use of a tracked benefit on this terminal."""
@@ -459,7 +485,39 @@ class UsageBook:
             "window_uses": sum(len(v) for v in self._uses.values()),
             "lifetime_pairs": sum(len(v) for v in self._ever_uses.values()),
             "pending_uses": sum(len(v) for v in self._pending.values()),
+            "admitted": sum(len(v) for v in self._admitted.values()),
         }
+
+
+class Network(msgspec.Struct, frozen=True, kw_only=True):
+    """What the partner's other tills and the city say for one holder (docs/architecture.md
+    §5.8): the usage feed's lines for the holder and the till's leases.
+
+    ``terminal_seq``: the usage feed includes this till's entries up to that seq (None:
+    no feed; the till's own entries count alone). ``lines``: benefit -> ((local date
+    ordinal, net quantity), ...). ``grants``: benefit -> how many new persons the city
+    lets this till admit (cumulative); a benefit without one has no lease service.
+    """
+
+    terminal_seq: int | None = None
+    lines: dict[str, tuple[tuple[int, int], ...]] = {}
+    grants: dict[str, int] = {}
+
+    def used(self, benefit: str, start: date | None, end: date | None) -> int:
+        lo = start.toordinal() if start is not None else None
+        hi = end.toordinal() if end is not None else None
+        return sum(
+            qty
+            for day, qty in self.lines.get(benefit, ())
+            if (lo is None or day >= lo) and (hi is None or day < hi)
+        )
+
+    def knows(self, benefit: str) -> bool:
+        """Whether the holder has a use of ``benefit`` through the partner or the city."""
+        return any(qty > 0 for _day, qty in self.lines.get(benefit, ()))
+
+
+LOCAL: Final = Network()
 
 
 def card_balance(card: CardRecord, usage: UsageBook) -> int:

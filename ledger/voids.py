@@ -32,6 +32,7 @@ class VoidPlan(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     balance_after: int | None = None
     holder: str | msgspec.UnsetType = msgspec.UNSET
+    persons_new: tuple[str, ...] | msgspec.UnsetType = msgspec.UNSET
 
     def to_draft(
         self, *, ts: str, local_date: str, cashier: str | None, sale_id: str | None
@@ -56,6 +57,7 @@ class VoidPlan(msgspec.Struct, frozen=True, kw_only=True):
             reason=self.reason,
             balance_after=self.balance_after,
             holder=self.holder,
+            persons_new=self.persons_new,
         )
 
 
@@ -104,6 +106,7 @@ def plan_void(
         reason=reason.strip(),
         balance_after=balance_after,
         holder=original.holder,  # the void gives back what the sale counted, to whom
+        persons_new=original.persons_new,
     )
 
 

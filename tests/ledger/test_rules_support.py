@@ -33,7 +33,7 @@ from ledger.rules import (
     plan_void,
     quote,
 )
-from ledger.usage import UsageBook
+from ledger.usage import LOCAL, Network, UsageBook
 
 FRESH = CatalogState(age_s=60.0)
 POLICY = OfflinePolicy()
@@ -119,8 +119,11 @@ class Till:
         *,
         catalog: CatalogState = FRESH,
         policy: OfflinePolicy = POLICY,
+        network: Network = LOCAL,
     ) -> Quote:
-        return quote(card, rules, self.usage, sale, at, catalog=catalog, policy=policy)
+        return quote(
+            card, rules, self.usage, sale, at, catalog=catalog, policy=policy, network=network
+        )
 
     def sell(
         self,
@@ -131,8 +134,9 @@ class Till:
         *,
         catalog: CatalogState = FRESH,
         policy: OfflinePolicy = POLICY,
+        network: Network = LOCAL,
     ) -> Entry:
-        q = self.quote(card, rules, sale, at, catalog=catalog, policy=policy)
+        q = self.quote(card, rules, sale, at, catalog=catalog, policy=policy, network=network)
         draft = q.to_draft(
             ts=format_ts(at),
             local_date=at.astimezone(WARSAW).date().isoformat(),
