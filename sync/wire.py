@@ -6,15 +6,20 @@ Entries travel as ``ledger.entry.Entry``; card-feed lines and the rules document
 Card feed (``GET /v1/cards``, NDJSON): a ``CardsHeader`` line, then one
 ``CardRecord`` or ``CardRemoved`` a line, then a ``CardsEnd`` line whose ``count`` is the
 number of card lines between header and end.
+
+Usage feed (``GET /v1/partners/{pid}/usage``, NDJSON, contract 11.4): a ``UsageHeader``
+line, then one ``UsageLine`` a line, then the same end line (``UsageEnd``). Leases
+(``POST /v1/terminals/{tid}/leases``, contract 11.5): ``LeaseRequest`` → ``LeaseGrant``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import datetime as _dt
 import re
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
@@ -47,6 +52,15 @@ def cards_path(since: int | None) -> str:
 
 def rules_path(partner_id: str) -> str:
     return f"/v1/partners/{partner_id}/rules"
+
+
+def usage_path(partner_id: str, since: int | None = None) -> str:
+    base = f"/v1/partners/{partner_id}/usage"
+    return base if since is None else f"{base}?since={since}"
+
+
+def leases_path(terminal_id: str) -> str:
+    return f"/v1/terminals/{terminal_id}/leases"
 
 
 # Error codes of the "error" member of 4xx replies.
@@ -130,6 +144,60 @@ class CardsEnd(msgspec.Struct, frozen=True, kw_only=True):
 
 CardLine = CardRecord | CardRemoved
 
+# Every integer on the wire fits a double exactly (as for entries): a count beyond it is
+# refused, so what a JSON reader in any language reads back is what was meant.
+MAX_WIRE_INT = 2**53 - 1
+Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_WIRE_INT)]
+WireInt = Annotated[int, msgspec.Meta(ge=-MAX_WIRE_INT, le=MAX_WIRE_INT)]
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class UsageHeader(msgspec.Struct, frozen=True, kw_only=True):
+    """First line of the usage feed (``GET /v1/partners/{pid}/usage``, contract 11.4).
+
+    ``terminal_seq``: the feed includes the requesting terminal's entries up to this seq
+    (its head in the same snapshot); the till adds its own entries above it.
+    """
+
+    version: Count
+    full: bool
+    terminal_seq: Count
+
+
+class UsageLine(msgspec.Struct, frozen=True, kw_only=True):
+    """Net quantity (uses or hours, voids subtracted) of ``benefit`` used by ``holder``
+    on the local ``date`` through every till of the partner; ``qty`` 0 removes the line."""
+
+    holder: NonEmpty
+    benefit: NonEmpty
+    date: _dt.date
+    qty: WireInt
+
+
+# The usage feed ends like the card feed: {"end": true, "count": usage lines sent}.
+UsageEnd = CardsEnd
+
+
+class LeaseRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """``POST /v1/terminals/{tid}/leases`` body (contract 11.5).
+
+    ``admitted``: new persons this till admitted to ``benefit``, net of voids, over its
+    whole ledger; ``want``: the cumulative grant it asks to hold (below its grant: release).
+    """
+
+    benefit: NonEmpty
+    admitted: Count
+    want: Count
+
+
+class LeaseGrant(msgspec.Struct, frozen=True, kw_only=True):
+    """200 reply to a lease request: the till may admit while its count is below ``granted``;
+    ``persons_used`` = other channels' persons + every till's ``admitted``."""
+
+    benefit: str
+    granted: Count
+    persons_used: Count
+
 
 class WireError(ValueError):
     """A message from the other side that does not decode as the protocol says."""
@@ -145,6 +213,10 @@ _card_decoder = msgspec.json.Decoder(CardRecord)
 _removed_decoder = msgspec.json.Decoder(CardRemoved)
 _end_decoder = msgspec.json.Decoder(CardsEnd)
 _rules_decoder = msgspec.json.Decoder(Rules)
+_usage_header_decoder = msgspec.json.Decoder(UsageHeader)
+_usage_line_decoder = msgspec.json.Decoder(UsageLine)
+_lease_request_decoder = msgspec.json.Decoder(LeaseRequest)
+_lease_grant_decoder = msgspec.json.Decoder(LeaseGrant)
 
 
 def encode(obj: Any) -> bytes:
@@ -286,6 +358,60 @@ def _decode_card_line(line: bytes | str) -> CardRecord | CardRemoved | CardsEnd 
         raise WireError(f"card feed end line: {first}") from None
     number = obj.get("number")
     return CardLineInvalid(number=number if isinstance(number, str) else None, reason=str(first))
+
+
+def decode_usage_header(line: bytes | str) -> UsageHeader:
+    """The usage feed's first line; raises WireError when it is anything else."""
+    h: UsageHeader = _decode(_usage_header_decoder, line, "usage feed header")
+    return h
+
+
+def decode_usage_line(line: bytes | str) -> UsageLine | CardsEnd:
+    """A usage feed line after the header: a usage line or the end line.
+
+    Unlike a card line, a usage line that does not decode is not skipped: a till that
+    dropped one would count a holder's uses short, so the feed is refused whole.
+    """
+    try:
+        return _decode_usage_line(line)
+    except RecursionError:
+        raise WireError("usage feed line nests too deeply to decode") from None
+
+
+def _decode_usage_line(line: bytes | str) -> UsageLine | CardsEnd:
+    try:
+        u: UsageLine = _usage_line_decoder.decode(line)
+        return u
+    except msgspec.ValidationError as e:
+        first = e
+    except msgspec.DecodeError as e:
+        raise WireError(f"usage feed line is not JSON: {e}") from None
+    try:
+        end: CardsEnd = _end_decoder.decode(line)
+        return end
+    except msgspec.ValidationError:
+        pass
+    try:
+        obj = _any_json.decode(line)
+    except msgspec.DecodeError as e:
+        raise WireError(f"usage feed line is not JSON: {e}") from None
+    what = "usage feed end line" if isinstance(obj, dict) and "end" in obj else "usage feed line"
+    raise WireError(f"{what}: {first}") from None
+
+
+def decode_lease_request(data: bytes | str) -> LeaseRequest:
+    """A lease request body; counts are non-negative integers (no floats, no booleans)."""
+    try:
+        r: LeaseRequest = _decode(_lease_request_decoder, data, "lease request")
+    except RecursionError:
+        raise WireError("lease request: the body nests too deeply") from None
+    return r
+
+
+def decode_lease_grant(data: bytes | str) -> LeaseGrant:
+    """The city's reply to a lease request."""
+    g: LeaseGrant = _decode(_lease_grant_decoder, data, "lease grant")
+    return g
 
 
 # --- signing ------------------------------------------------------------------------

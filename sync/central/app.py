@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import zlib
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, NoReturn, Self
@@ -20,14 +20,16 @@ from config.schema import CentralConfig, parse_listen
 from ledger.canonical import canonical
 from ledger.clock import Clock, SystemClock
 from ledger.entry import Head
-from sync.central.db import CentralDB, TerminalRow
+from sync.central.db import CentralDB, LeaseRefused, TerminalRow
 from sync.central.verify import BatchRejected, VerifiedBatch, check_signature, verify_chain_of
 from sync.wire import (
     NDJSON,
+    LeaseGrant,
     RawUploadBatch,
     UploadError,
     UploadOk,
     WireError,
+    decode_lease_request,
     decode_upload,
     encode,
 )
@@ -40,6 +42,7 @@ CFG_KEY: Final = web.AppKey("cfg", CentralConfig)
 WRITE_LOCK_KEY: Final = web.AppKey("write_lock", asyncio.Lock)
 UPLOADS_KEY: Final = web.AppKey("uploads", list[int])  # [uploads being handled now]
 BUSY_RETRY_AFTER_S: Final = 2
+LEASE_BODY_LIMIT: Final = 16 * 1024  # a lease request is a few dozen bytes
 
 _ACCEPTED_ENCODINGS = frozenset({"", "identity", "gzip", "deflate"})
 _HTTP_CODES = {
@@ -288,24 +291,28 @@ def _only_query(request: web.Request, *allowed: str) -> None:
         raise Reply(400, "bad_request", f"unknown query parameter(s): {', '.join(unknown)}")
 
 
-async def get_cards(request: web.Request) -> web.StreamResponse:
-    row = await _authenticate(request)
+def _since(request: web.Request) -> int | None:
+    """The one integer ``since`` of a feed request (absent: None); 400 otherwise."""
     _only_query(request, "since")
     values = request.query.getall("since", [])
-    since: int | None = None
-    if values:
-        try:
-            if len(values) != 1 or not values[0].strip():
-                raise ValueError(values)
-            since = int(values[0])
-        except ValueError:
-            raise Reply(400, "bad_request", "since must be one integer version") from None
-    db = request.app[DB_KEY]
+    if not values:
+        return None
+    try:
+        if len(values) != 1 or not values[0].strip():
+            raise ValueError(values)
+        return int(values[0])
+    except ValueError:
+        raise Reply(400, "bad_request", "since must be one integer version") from None
+
+
+async def _stream_feed(
+    request: web.Request, feed: AsyncGenerator[bytes, None], gone_event: str
+) -> web.StreamResponse:
+    """Send an NDJSON feed; its header is read before the status line goes out."""
     resp = web.StreamResponse(headers={"Content-Type": NDJSON, "Cache-Control": "no-store"})
     resp.enable_compression()
-    feed = db.card_feed(since, row.id)
     async with contextlib.aclosing(feed):
-        first = await anext(feed)  # the header: read before the status line goes out
+        first = await anext(feed)
         await resp.prepare(request)
         try:
             await resp.write(first)
@@ -313,8 +320,54 @@ async def get_cards(request: web.Request) -> web.StreamResponse:
                 await resp.write(chunk)
             await resp.write_eof()
         except ConnectionError:
-            log.info("cards_feed_client_gone")
+            log.info(gone_event)
     return resp
+
+
+async def get_cards(request: web.Request) -> web.StreamResponse:
+    row = await _authenticate(request)
+    since = _since(request)
+    feed = request.app[DB_KEY].card_feed(since, row.id)
+    return await _stream_feed(request, feed, "cards_feed_client_gone")
+
+
+async def get_usage(request: web.Request) -> web.StreamResponse:
+    """The partner's usage across its tills (contract 11.4), for its own terminals only."""
+    row = await _authenticate(request)
+    since = _since(request)
+    pid = request.match_info["pid"]
+    if row.partner_id != pid:
+        raise Reply(403, "forbidden", "this terminal is enrolled for another partner")
+    feed = request.app[DB_KEY].usage_feed(pid, since, row.id)
+    return await _stream_feed(request, feed, "usage_feed_client_gone")
+
+
+async def post_lease(request: web.Request) -> web.Response:
+    """Top up or release this terminal's persons lease of a benefit (contract 11.5)."""
+    row = await _terminal_itself(request)
+    _only_query(request)
+    data = await _read_body(request, LEASE_BODY_LIMIT)
+    try:
+        req = decode_lease_request(data)
+    except WireError as e:
+        raise Reply(400, "bad_request", str(e)) from None
+    try:
+        out = await request.app[DB_KEY].lease(row.id, req.benefit, req.admitted, req.want)
+    except LeaseRefused as e:
+        raise Reply(404, "not_found", str(e)) from None
+    log.info(
+        "lease",
+        terminal=row.id,
+        benefit=req.benefit,
+        admitted=req.admitted,
+        want=req.want,
+        granted=out.granted,
+        held=out.held,
+        persons_used=out.persons_used,
+    )
+    return _json(
+        LeaseGrant(benefit=out.benefit, granted=out.granted, persons_used=out.persons_used)
+    )
 
 
 def _etag(body: bytes) -> str:
@@ -362,6 +415,8 @@ def build_app(
     app.router.add_post("/v1/terminals/{tid}/entries", post_entries)
     app.router.add_get("/v1/cards", get_cards)
     app.router.add_get("/v1/partners/{pid}/rules", get_rules)
+    app.router.add_get("/v1/partners/{pid}/usage", get_usage)
+    app.router.add_post("/v1/terminals/{tid}/leases", post_lease)
     return app
 
 

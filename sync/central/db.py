@@ -1,17 +1,20 @@
 """The reference city server's database: SQLite via aiosqlite, WAL, synchronous=FULL.
 
 Each operation is one transaction that runs in aiosqlite's thread in one hop, so a
-batch is appended (entries, head, card balances, benefit users, card list version)
-atomically or not at all. The card feed reads a snapshot on a connection of its own.
+batch is appended (entries, head, card balances, benefit users, usage per holder, card
+list and usage versions) atomically or not at all. The card and usage feeds read a
+snapshot on a connection of their own. A lease (contract 11.5) is one transaction too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import sqlite3
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, Self, TypeVar
@@ -22,23 +25,74 @@ import structlog
 
 from ledger.canonical import canonical
 from ledger.clock import Clock, SystemClock, format_ts
-from ledger.domain import CardRecord, CardRemoved, CardStatus, Rules
+from ledger.domain import Benefit, CardRecord, CardRemoved, CardStatus, Rules
 from ledger.entry import GENESIS_HASH, Entry, EntryKind, Head
+from ledger.periods import local_day, window_dates
 from ledger.store import run_in_connection_thread
 from sync.central.verify import VerifiedBatch
-from sync.wire import CardsEnd, CardsHeader, encode_line
+from sync.wire import CardsEnd, CardsHeader, UsageEnd, UsageHeader, UsageLine, encode_line
 
 log = structlog.get_logger()
 
 _T = TypeVar("_T")
 
 SCHEMA_VERSION: Final = 2
+# The usage tables (benefit_usage, usage_sales, usage_floors, leases) are added to a
+# schema-2 database in place: ``_SCHEMA`` creates them, and ``_migrate_usage`` fills
+# benefit_usage from the entries already held once (meta ``usage_schema``).
+USAGE_SCHEMA: Final = 1
 FEED_CHUNK: Final = 2000
+
+# Usage across the partner's tills (contract 11.4) and persons leases (11.5).
+_USAGE_TABLES: Final = """
+-- Net quantity of a benefit a holder used on a local date through the partner's tills;
+-- ``version``: the usage_version of the transaction that last changed the row. A row
+-- that falls to 0 stays (a delta carries it as a removal).
+CREATE TABLE IF NOT EXISTS benefit_usage (
+    partner_id TEXT NOT NULL,
+    benefit_id TEXT NOT NULL,
+    holder     TEXT NOT NULL,
+    date       TEXT NOT NULL,
+    qty        INTEGER NOT NULL CHECK (typeof(qty) = 'integer'),
+    version    INTEGER NOT NULL,
+    PRIMARY KEY (partner_id, benefit_id, holder, date)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS benefit_usage_by_version ON benefit_usage (partner_id, version);
+CREATE INDEX IF NOT EXISTS benefit_usage_by_date ON benefit_usage (partner_id, benefit_id, date);
+-- What each received sale added to benefit_usage (its holder resolved when received),
+-- so a void takes back exactly that, once.
+CREATE TABLE IF NOT EXISTS usage_sales (
+    terminal   TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    benefit_id TEXT NOT NULL,
+    partner_id TEXT NOT NULL,
+    holder     TEXT NOT NULL,
+    date       TEXT NOT NULL,
+    qty        INTEGER NOT NULL,
+    voided     INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (terminal, seq, benefit_id)
+) WITHOUT ROWID;
+-- A partner's rules loaded at usage_version ``floor``: an older delta may lack lines of a
+-- benefit that gained a limit, so a till older than it gets the full feed.
+CREATE TABLE IF NOT EXISTS usage_floors (
+    partner_id TEXT PRIMARY KEY,
+    floor      INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leases (
+    partner_id TEXT NOT NULL,
+    terminal   TEXT NOT NULL,
+    benefit_id TEXT NOT NULL,
+    granted    INTEGER NOT NULL CHECK (typeof(granted) = 'integer' AND granted >= 0),
+    admitted   INTEGER NOT NULL CHECK (typeof(admitted) = 'integer' AND admitted >= 0),
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (partner_id, benefit_id, terminal)
+) WITHOUT ROWID;
+"""
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('schema', @SCHEMA@), ('cards_version', 0),
-    ('delta_floor', 0), ('demo_seeded', 0);
+    ('delta_floor', 0), ('demo_seeded', 0), ('usage_version', 0);
 CREATE TABLE IF NOT EXISTS terminals (
     id             TEXT PRIMARY KEY,
     partner_id     TEXT NOT NULL,
@@ -83,7 +137,9 @@ CREATE TABLE IF NOT EXISTS benefit_uses (
     first_seen TEXT NOT NULL,
     PRIMARY KEY (partner_id, benefit_id, card)
 ) WITHOUT ROWID;
+@USAGE_TABLES@
 """.replace("@SCHEMA@", str(SCHEMA_VERSION)).replace("@GENESIS@", GENESIS_HASH)
+_SCHEMA_ALL: Final = _SCHEMA.replace("@USAGE_TABLES@", _USAGE_TABLES)
 
 
 class CentralError(Exception):
@@ -98,6 +154,22 @@ class TerminalRow:
     head: Head
     enrolled_at: str
     last_upload_at: str | None
+
+
+class LeaseRefused(CentralError):
+    """No lease can be given for this benefit (unknown, or without a persons limit)."""
+
+
+@dataclass(frozen=True)
+class LeaseOutcome:
+    """What a lease request did (contract 11.5)."""
+
+    benefit: str
+    granted: int
+    persons_used: int  # base (other channels) + every till's admitted
+    held: int  # the grant this till held before the request
+    max_persons: int
+    committed: int  # base + sum over tills of max(granted, admitted), after the request
 
 
 @dataclass(frozen=True)
@@ -204,6 +276,45 @@ def _migrate_1_to_2(db: sqlite3.Connection) -> None:
     log.info("central_schema_migrated", schema=2, balances_repaired=floats)
 
 
+def _meta_or(db: sqlite3.Connection, key: str, default: int) -> int:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return default if row is None else int(row[0])
+
+
+_entry_decoder = msgspec.json.Decoder(Entry)
+
+
+def _migrate_usage(db: sqlite3.Connection) -> None:
+    """Fill benefit_usage from the entries already held (a database older than usage).
+
+    The holder of each sale is the card's holder id in the card table now, since the
+    table at the time the entry was received is gone. One transaction: all or nothing.
+    """
+
+    def body() -> int:
+        db.execute("DELETE FROM benefit_usage")
+        db.execute("DELETE FROM usage_sales")
+        terminals = db.execute("SELECT id, partner_id FROM terminals ORDER BY id").fetchall()
+        total = 0
+        for tid, partner_id in terminals:
+            cur = db.execute("SELECT body FROM entries WHERE terminal = ? ORDER BY seq", (tid,))
+            while rows := cur.fetchmany(FEED_CHUNK):
+                entries = []
+                for (raw,) in rows:
+                    try:
+                        entries.append(_entry_decoder.decode(raw))
+                    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                        log.warning("central_usage_entry_unreadable", terminal=tid, reason=str(e))
+                _apply_usage(db, tid, partner_id, entries)
+                total += len(entries)
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('usage_schema', ?)", (USAGE_SCHEMA,))
+        return total
+
+    entries = _tx(db, body)
+    if entries:
+        log.info("central_usage_built", entries=entries)
+
+
 def _tx(db: sqlite3.Connection, fn: Callable[[], _T]) -> _T:
     """Run ``fn`` inside BEGIN IMMEDIATE ... COMMIT; roll back on any error."""
     db.execute("BEGIN IMMEDIATE")
@@ -223,13 +334,18 @@ def _prepare(db: sqlite3.Connection) -> None:
         raise CentralError(f"database cannot use WAL (journal_mode={mode})")
     db.execute("PRAGMA synchronous=FULL")
     db.execute("PRAGMA busy_timeout=10000")
-    db.executescript(_SCHEMA)
+    db.executescript(_SCHEMA_ALL)
     version = _meta(db, "schema")
     if version == 1:
         _migrate_1_to_2(db)
         version = _meta(db, "schema")
     if version != SCHEMA_VERSION:
         raise CentralError(f"database schema {version}, this server knows {SCHEMA_VERSION}")
+    usage = _meta_or(db, "usage_schema", 0)
+    if usage > USAGE_SCHEMA:
+        raise CentralError(f"database usage schema {usage}, this server knows {USAGE_SCHEMA}")
+    if usage < USAGE_SCHEMA:
+        _migrate_usage(db)
 
 
 class CentralDB:
@@ -520,21 +636,106 @@ class CentralDB:
         doc = canonical(rules)
 
         def work(db: sqlite3.Connection) -> None:
-            _tx(
-                db,
-                lambda: db.execute(
+            def body() -> None:
+                old = db.execute("SELECT rules FROM partners WHERE id = ?", (partner_id,))
+                found = old.fetchone()
+                db.execute(
                     "INSERT INTO partners (id, rules, updated_at) VALUES (?, ?, ?)"
                     " ON CONFLICT (id) DO UPDATE SET rules = excluded.rules,"
                     " updated_at = excluded.updated_at",
                     (partner_id, doc, now),
-                ),
-            )
+                )
+                if found is None or bytes(found[0]) != doc:
+                    # Which benefits the usage feed carries may have changed: a delta from
+                    # before this document could lack lines it now carries.
+                    db.execute(
+                        "INSERT OR REPLACE INTO usage_floors (partner_id, floor) VALUES (?, ?)",
+                        (partner_id, _bump_usage(db)),
+                    )
+
+            _tx(db, body)
 
         await run_in_connection_thread(self._conn, work)
 
     async def rules(self, partner_id: str) -> Rules | None:
         """The partner's rules as served: persons_used = base + residents counted here."""
         return await run_in_connection_thread(self._conn, _rules_tx, partner_id)
+
+    # --- usage across the partner's tills (contract 11.4) ---------------------------
+
+    async def usage_version(self) -> int:
+        return await run_in_connection_thread(self._conn, _meta, "usage_version")
+
+    async def usage_feed(
+        self, partner_id: str, since: int | None, terminal_id: str
+    ) -> AsyncGenerator[bytes, None]:
+        """NDJSON chunks of the partner's usage feed: header, lines, end.
+
+        Full (every non-zero line) when ``since`` is absent, 0, ahead of the server or
+        older than the partner's last rules change; otherwise the lines changed after
+        ``since``, zeros included. Only benefits with a limit in the partner's current
+        rules, and for a period limit only dates from the start of its open window.
+        ``terminal_seq`` is ``terminal_id``'s head in the same snapshot.
+        """
+        today = local_day(self._clock.now())
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            header, cursor = await run_in_connection_thread(
+                conn, _usage_start, partner_id, since, terminal_id, today
+            )
+            yield encode_line(header)
+            count = 0
+            while cursor is not None:
+                chunk, n, done = await run_in_connection_thread(conn, _usage_chunk, cursor)
+                if done:
+                    break
+                if n:
+                    count += n
+                    yield chunk
+            yield encode_line(UsageEnd(end=True, count=count))
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                await conn.execute("ROLLBACK")
+            await conn.close()
+
+    # --- persons leases (contract 11.5) ----------------------------------------------
+
+    async def lease(
+        self, terminal_id: str, benefit_id: str, admitted: int, want: int
+    ) -> LeaseOutcome:
+        """Top up, keep or release ``terminal_id``'s grant of a ``max_persons`` benefit.
+
+        Raises LeaseRefused when the partner's rules have no such benefit or it has no
+        persons limit. The grant never falls below ``admitted``, is lowered only when
+        ``want`` is below it, and rises only as far as the other tills' max(granted,
+        admitted) and the other channels' persons (the loaded ``persons_used``) leave
+        room under ``max_persons``.
+        """
+        now = self._now()
+        out = await run_in_connection_thread(
+            self._conn, _lease_tx, terminal_id, benefit_id, admitted, want, now
+        )
+        bound = log.bind(terminal=terminal_id, benefit=benefit_id)
+        if admitted > out.held:
+            bound.warning("lease_admitted_beyond_grant", admitted=admitted, held=out.held)
+        if out.committed > out.max_persons:
+            bound.warning(
+                "lease_limit_overcommitted", committed=out.committed, max_persons=out.max_persons
+            )
+        return out
+
+    async def leases(self, partner_id: str, benefit_id: str) -> dict[str, tuple[int, int]]:
+        """Every till's (granted, admitted) for a partner's benefit."""
+
+        def work(db: sqlite3.Connection) -> dict[str, tuple[int, int]]:
+            rows = db.execute(
+                "SELECT terminal, granted, admitted FROM leases"
+                " WHERE partner_id = ? AND benefit_id = ?",
+                (partner_id, benefit_id),
+            ).fetchall()
+            return {t: (int(g), int(a)) for t, g, a in rows}
+
+        return await run_in_connection_thread(self._conn, work)
 
     async def partners(self) -> list[str]:
         def work(db: sqlite3.Connection) -> list[str]:
@@ -592,7 +793,9 @@ def _append_tx(
             "UPDATE terminals SET head_seq = ?, head_hash = ?, last_upload_at = ? WHERE id = ?",
             (new_head.seq, new_head.hash, now, tid),
         )
-        _apply_effects(db, partner_id, (b.entries[i] for i in idx), now)
+        appended = [b.entries[i] for i in idx]
+        _apply_effects(db, partner_id, appended, now)
+        _apply_usage(db, tid, partner_id, appended)
         return AppendOutcome(kind="appended", head=new_head, appended=len(idx))
 
     return _tx(db, body)
@@ -624,6 +827,269 @@ def _apply_effects(
             " VALUES (?, ?, ?, ?)",
             ((partner_id, bid, card, now) for bid, card in uses),
         )
+
+
+def _bump_usage(db: sqlite3.Connection) -> int:
+    row = db.execute(
+        "UPDATE meta SET value = value + 1 WHERE key = 'usage_version' RETURNING value"
+    ).fetchone()
+    return int(row[0])
+
+
+class _HolderOnly(msgspec.Struct, frozen=True):
+    id: str | None = None
+
+
+class _CardHolder(msgspec.Struct, frozen=True):
+    holder: _HolderOnly = _HolderOnly()
+
+
+_holder_decoder = msgspec.json.Decoder(_CardHolder)
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _is_local_date(value: str) -> bool:
+    if _ISO_DATE.fullmatch(value) is None:
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _holder_of(db: sqlite3.Connection, card: str, cache: dict[str, str]) -> str:
+    """Whom a card's uses count for: its holder id in the card table now, or its number.
+
+    A removed card still names its holder (removal does not change who the person is).
+    """
+    found = cache.get(card)
+    if found is not None:
+        return found
+    row = db.execute("SELECT body FROM cards WHERE number = ?", (card,)).fetchone()
+    holder = card
+    if row is not None:
+        try:
+            holder = _holder_decoder.decode(row[0]).holder.id or card
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            holder = card
+    cache[card] = holder
+    return holder
+
+
+_UsageKey = tuple[str, str, str, str]  # partner, benefit, holder, local date
+
+
+def _apply_usage(
+    db: sqlite3.Connection, tid: str, partner_id: str, entries: Sequence[Entry]
+) -> None:
+    """Add newly received sales' benefit quantities per holder and date; take voids' back.
+
+    A sale counts each benefit it names once, with ``benefit_quantities.get(b, 1)``, for
+    the holder its card has now, on its ``local_date``. A void (``ref`` = the voided sale's
+    seq on the same terminal) takes back, for each benefit it names, what that sale added
+    (its holder, date and quantity), once. The changed rows get one new usage_version.
+    """
+    deltas: dict[_UsageKey, int] = {}
+    holders: dict[str, str] = {}
+    sales: list[list[Any]] = []  # rows for usage_sales
+    by_seq: dict[int, list[list[Any]]] = {}  # this batch's sales, for its own voids
+    voided: list[tuple[str, int, str]] = []
+    for e in entries:
+        if e.card is None or not e.benefits:
+            continue
+        if e.kind == EntryKind.SALE:
+            if not _is_local_date(e.local_date):
+                log.warning("usage_entry_without_date", terminal=tid, seq=e.seq)
+                continue
+            holder = _holder_of(db, e.card, holders)
+            rows = by_seq[e.seq] = []
+            for bid in dict.fromkeys(e.benefits):
+                qty = e.benefit_quantities.get(bid, 1)
+                row = [tid, e.seq, bid, partner_id, holder, e.local_date, qty, 0]
+                rows.append(row)
+                sales.append(row)
+                key = (partner_id, bid, holder, e.local_date)
+                deltas[key] = deltas.get(key, 0) + qty
+        elif e.kind == EntryKind.VOID and e.ref is not None:
+            named = set(e.benefits)
+            if e.ref in by_seq:
+                held = [r for r in by_seq[e.ref] if r[2] in named and not r[7]]
+                for r in held:
+                    r[7] = 1
+            else:
+                found = db.execute(
+                    "SELECT terminal, seq, benefit_id, partner_id, holder, date, qty, voided"
+                    " FROM usage_sales WHERE terminal = ? AND seq = ? AND voided = 0",
+                    (tid, e.ref),
+                ).fetchall()
+                held = [list(r) for r in found if r[2] in named]
+                voided.extend((tid, e.ref, r[2]) for r in held)
+            for r in held:
+                key = (r[3], r[2], r[4], r[5])
+                deltas[key] = deltas.get(key, 0) - r[6]
+    if sales:
+        db.executemany(
+            "INSERT OR REPLACE INTO usage_sales"
+            " (terminal, seq, benefit_id, partner_id, holder, date, qty, voided)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            sales,
+        )
+    if voided:
+        db.executemany(
+            "UPDATE usage_sales SET voided = 1 WHERE terminal = ? AND seq = ? AND benefit_id = ?",
+            voided,
+        )
+    changed = [(k, d) for k, d in deltas.items() if d]
+    if not changed:
+        return
+    version = _bump_usage(db)
+    db.executemany(
+        "INSERT INTO benefit_usage (partner_id, benefit_id, holder, date, qty, version)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (partner_id, benefit_id, holder, date)"
+        " DO UPDATE SET qty = qty + excluded.qty, version = excluded.version",
+        ((*k, d, version) for k, d in changed),
+    )
+
+
+def _usage_filters(benefits: Iterable[Benefit], today: date) -> list[tuple[str, str]]:
+    """(benefit id, first local date the feed carries) of the benefits with a limit.
+
+    ``max_persons`` or ``uses_per_period`` without a period: every date (""). A period
+    limit: from the first day of the window containing ``today`` on (later dates are in
+    no closed window either). A benefit without a limit is not in the feed.
+    """
+    out: dict[str, str] = {}
+    for b in benefits:
+        if b.max_persons is not None or (b.uses_per_period is not None and b.period is None):
+            first = ""
+        elif b.uses_per_period is not None and b.period is not None:
+            first = window_dates(b.period, today)[0].isoformat()
+        else:
+            continue
+        out[b.id] = min(out.get(b.id, first), first)
+    return sorted(out.items())
+
+
+# Full: for each benefit the feed carries (the JSON array [[id, first date], ...], the
+# outer loop), its rows from that date on by the date index; lines with qty 0 left out.
+_USAGE_FULL: Final = (
+    "WITH f AS (SELECT json_extract(value, '$[0]') AS benefit_id,"
+    " json_extract(value, '$[1]') AS first_date FROM json_each(?))"
+    " SELECT u.holder, u.benefit_id, u.date, u.qty"
+    " FROM f CROSS JOIN benefit_usage u INDEXED BY benefit_usage_by_date"
+    " WHERE u.partner_id = ? AND u.benefit_id = f.benefit_id AND u.date >= f.first_date"
+    " AND u.qty != 0"
+)
+# Delta: the rows changed after `since`, by the version index; zeros included (removals).
+# Which of them the feed carries is decided row by row (_usage_chunk).
+_USAGE_DELTA: Final = (
+    "SELECT holder, benefit_id, date, qty FROM benefit_usage INDEXED BY benefit_usage_by_version"
+    " WHERE partner_id = ? AND version > ? ORDER BY version"
+)
+
+
+@dataclass
+class _UsageCursor:
+    rows: sqlite3.Cursor
+    carried: dict[str, str] | None  # delta: benefit id -> first date; full: None
+
+
+def _usage_start(
+    db: sqlite3.Connection, partner_id: str, since: int | None, terminal_id: str, today: date
+) -> tuple[UsageHeader, _UsageCursor | None]:
+    db.execute("BEGIN")  # one snapshot for the version, the head, the rules and every line
+    version = _meta(db, "usage_version")
+    row = db.execute("SELECT head_seq FROM terminals WHERE id = ?", (terminal_id,)).fetchone()
+    terminal_seq = 0 if row is None else int(row[0])
+    floor_row = db.execute(
+        "SELECT floor FROM usage_floors WHERE partner_id = ?", (partner_id,)
+    ).fetchone()
+    floor = 0 if floor_row is None else int(floor_row[0])
+    full = since is None or since <= 0 or since < floor or since > version
+    header = UsageHeader(version=version, full=full, terminal_seq=terminal_seq)
+    rules_row = db.execute("SELECT rules FROM partners WHERE id = ?", (partner_id,)).fetchone()
+    if rules_row is None:
+        return header, None
+    filters = _usage_filters(_rules_decoder.decode(rules_row[0]).benefits, today)
+    if not filters:
+        return header, None
+    if full:
+        wanted = _card_encoder.encode(filters)  # [[benefit id, first date], ...]
+        return header, _UsageCursor(db.execute(_USAGE_FULL, (wanted, partner_id)), None)
+    return header, _UsageCursor(db.execute(_USAGE_DELTA, (partner_id, since)), dict(filters))
+
+
+def _usage_chunk(_db: sqlite3.Connection, cur: _UsageCursor) -> tuple[bytes, int, bool]:
+    """The next lines, how many, and whether the cursor is exhausted."""
+    rows = cur.rows.fetchmany(FEED_CHUNK)
+    carried = cur.carried
+    lines = [
+        encode_line(UsageLine(holder=h, benefit=b, date=date.fromisoformat(d), qty=q))
+        for h, b, d, q in rows
+        if carried is None or (b in carried and d >= carried[b])
+    ]
+    return b"".join(lines), len(lines), not rows
+
+
+def _lease_tx(
+    db: sqlite3.Connection, tid: str, benefit_id: str, admitted: int, want: int, now: str
+) -> LeaseOutcome:
+    def body() -> LeaseOutcome:
+        row = db.execute("SELECT partner_id FROM terminals WHERE id = ?", (tid,)).fetchone()
+        if row is None:
+            raise CentralError(f"terminal {tid} is not enrolled")
+        pid = str(row[0])
+        rules_row = db.execute("SELECT rules FROM partners WHERE id = ?", (pid,)).fetchone()
+        if rules_row is None:
+            raise LeaseRefused(f"no rules for partner {pid}")
+        rules = _rules_decoder.decode(rules_row[0])
+        benefit = next((b for b in rules.benefits if b.id == benefit_id), None)
+        if benefit is None:
+            raise LeaseRefused(f"partner {pid} has no benefit {benefit_id}")
+        if benefit.max_persons is None:
+            raise LeaseRefused(f"benefit {benefit_id} has no persons limit: it needs no lease")
+        base = max(benefit.persons_used, 0)  # persons admitted through other channels
+        others = int(
+            db.execute(
+                "SELECT coalesce(sum(max(granted, admitted)), 0) FROM leases"
+                " WHERE partner_id = ? AND benefit_id = ? AND terminal != ?",
+                (pid, benefit_id, tid),
+            ).fetchone()[0]
+        )
+        mine = db.execute(
+            "SELECT granted FROM leases WHERE partner_id = ? AND benefit_id = ? AND terminal = ?",
+            (pid, benefit_id, tid),
+        ).fetchone()
+        held = 0 if mine is None else int(mine[0])
+        room = benefit.max_persons - base - others
+        # Never below admitted; lowered only when asked (want < held); raised only into
+        # the room left. max(room, held): a limit lowered since does not take a grant back.
+        granted = max(admitted, min(want, max(room, held)))
+        db.execute(
+            "INSERT INTO leases (partner_id, terminal, benefit_id, granted, admitted, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (partner_id, benefit_id, terminal) DO UPDATE"
+            " SET granted = excluded.granted, admitted = excluded.admitted,"
+            " updated_at = excluded.updated_at",
+            (pid, tid, benefit_id, granted, admitted, now),
+        )
+        total_admitted = int(
+            db.execute(
+                "SELECT coalesce(sum(admitted), 0) FROM leases"
+                " WHERE partner_id = ? AND benefit_id = ?",
+                (pid, benefit_id),
+            ).fetchone()[0]
+        )
+        return LeaseOutcome(
+            benefit=benefit_id,
+            granted=granted,
+            persons_used=base + total_admitted,
+            held=held,
+            max_persons=benefit.max_persons,
+            committed=base + others + max(granted, admitted),
+        )
+
+    return _tx(db, body)
 
 
 def _rules_tx(db: sqlite3.Connection, partner_id: str) -> Rules | None:
