@@ -151,6 +151,11 @@ class SyncSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, froz
     catalog_refresh_s: PositiveInt = 300  # blocked cards reach the till within minutes
     request_timeout_s: PositiveFloat = 30.0
     gzip: bool = True
+    # Persons limits (docs/architecture.md §5.8): free slots to hold beyond those used,
+    # topped up each sync cycle so the till can admit new persons while offline.
+    lease_slots: Annotated[int, Meta(ge=0, le=1000)] = 2
+    # A sale that needs a new slot asks the city at most this long before it is refused.
+    lease_timeout_s: PositiveFloat = 1.0
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", self.url):

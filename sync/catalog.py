@@ -27,13 +27,17 @@ from config.faults import fault_point
 from ledger.clock import Clock, format_ts, parse_ts
 from ledger.domain import CardRecord, CardRemoved, Rules
 from ledger.rules import rules_problems
+from ledger.usage import Network
 from sync.wire import (
     CardLineInvalid,
     CardsEnd,
+    UsageLine,
     WireError,
     decode_card_line,
     decode_cards_header,
     decode_rules,
+    decode_usage_header,
+    decode_usage_line,
 )
 
 log = structlog.get_logger()
@@ -49,6 +53,12 @@ CREATE INDEX IF NOT EXISTS uids_number ON uids (number);
 -- Cards whose feed line could not be read: refused as card_data_invalid, never guessed.
 CREATE TABLE IF NOT EXISTS invalid_cards (number TEXT PRIMARY KEY, reason TEXT NOT NULL)
     WITHOUT ROWID;
+-- The partner's usage feed (docs/architecture.md §5.8): net quantity per holder, benefit
+-- and local date through every till of the partner, up to the feed's terminal_seq.
+CREATE TABLE IF NOT EXISTS usage (
+    holder TEXT NOT NULL, benefit TEXT NOT NULL, day INTEGER NOT NULL, qty INTEGER NOT NULL,
+    PRIMARY KEY (holder, benefit, day)
+) WITHOUT ROWID;
 """
 
 # executescript() would COMMIT first: these run one by one inside the feed's transaction.
@@ -304,6 +314,143 @@ class Catalog:
                 self._meta.pop(k, None)
             else:
                 self._meta[k] = v
+
+    # --- the partner's usage feed and this till's leases (docs/architecture.md §5.8) ----
+
+    @property
+    def usage_version(self) -> int | None:
+        value = self._meta.get("usage_version")
+        return None if value is None else int(value)
+
+    @property
+    def usage_terminal_seq(self) -> int | None:
+        """The usage feed applied includes this till's entries up to this seq (None: no feed)."""
+        value = self._meta.get("usage_terminal_seq")
+        return None if value is None else int(value)
+
+    def leases(self) -> dict[str, int]:
+        """benefit -> persons the city lets this till admit (cumulative grant)."""
+        text = self._meta.get("leases")
+        if not text:
+            return {}
+        out: dict[str, int] = msgspec.json.decode(text, type=dict[str, int])
+        return out
+
+    async def set_lease(self, benefit: str, granted: int) -> None:
+        """Keep a grant durably before the till admits anyone within it."""
+        leases = {**self.leases(), benefit: granted}
+        await self._write_meta({"leases": msgspec.json.encode(leases).decode("ascii")})
+
+    async def network_for(self, holder: str) -> Network:
+        """The feed's lines for one holder, with the feed's terminal_seq and the leases."""
+        seen = self.usage_terminal_seq
+        grants = self.leases()
+        if seen is None:
+            return Network(grants=grants)
+        rows = await self._r.execute_fetchall(
+            "SELECT benefit, day, qty FROM usage WHERE holder = ?", (holder,)
+        )
+        lines: dict[str, list[tuple[int, int]]] = {}
+        for benefit, day, qty in rows:
+            lines.setdefault(str(benefit), []).append((int(day), int(qty)))
+        return Network(
+            terminal_seq=seen, lines={b: tuple(v) for b, v in lines.items()}, grants=grants
+        )
+
+    async def usage_lines(self) -> int:
+        rows = await self._r.execute_fetchall("SELECT count(*) FROM usage")
+        return int(next(iter(rows))[0])
+
+    async def apply_usage_feed(self, lines: AsyncIterator[bytes]) -> FeedResult:
+        """Apply one usage feed whole (a full one replaces every line, a delta merges; qty
+        0 removes), or reject it whole and keep the previous one."""
+        full = False
+        version: int | None = None
+        try:
+            first = await anext(lines, None)
+            if first is None:
+                raise FeedRejected("empty usage feed (no header line)")
+            self._check_size(first, 1)
+            try:
+                header = decode_usage_header(first)
+            except WireError as e:
+                raise FeedRejected(f"line 1: {e}") from None
+            full, version = header.full, header.version
+            meta: dict[str, str | None] = {
+                "usage_version": str(header.version),
+                "usage_terminal_seq": str(header.terminal_seq),
+                "usage_refreshed_at": format_ts(self._clock.now()),
+            }
+            async with self._write_lock:
+                n = await self._apply_usage_locked(lines, header.full, meta)
+        except FeedRejected as e:
+            log.error("usage_feed_rejected", reason=str(e), full=full, version=version)
+            return FeedResult(accepted=False, full=full, version=version, reason=str(e))
+        log.info("usage_feed_applied", full=full, version=version, lines=n)
+        return FeedResult(accepted=True, full=full, version=version, cards=n)
+
+    async def _apply_usage_locked(
+        self, lines: AsyncIterator[bytes], full: bool, meta: dict[str, str | None]
+    ) -> int:
+        w = self._w
+        try:
+            await w.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise CatalogError(f"{self.path}: cannot write: {e}") from None
+        try:
+            if full:
+                await w.execute("DELETE FROM usage")
+            n, seen, end = 1, 0, None
+            batch: list[UsageLine] = []
+            async for line in lines:
+                n += 1
+                self._check_size(line, n)
+                if end is not None:
+                    raise FeedRejected(f"line {n}: data after the end line")
+                try:
+                    item = decode_usage_line(line)
+                except WireError as e:
+                    raise FeedRejected(f"line {n}: {e}") from None
+                if isinstance(item, CardsEnd):
+                    end = item
+                    continue
+                seen += 1
+                batch.append(item)
+                if len(batch) >= _BATCH:
+                    await self._flush_usage(batch)
+                    batch = []
+            if end is None:
+                raise FeedRejected(f"no end line after line {n} (truncated usage feed)")
+            if end.count != seen:
+                raise FeedRejected(f"end line counts {end.count} lines, feed carried {seen}")
+            await self._flush_usage(batch)
+            await self._put_meta(meta)  # lines and their terminal_seq: one transaction
+            await w.execute("COMMIT")
+        except BaseException as e:
+            try:
+                await w.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.exception("catalog_rollback_failed")
+            if isinstance(e, sqlite3.Error):
+                raise CatalogError(f"{self.path}: cannot apply the usage feed: {e}") from None
+            raise
+        self._apply_meta(meta)
+        return seen
+
+    async def _flush_usage(self, batch: list[UsageLine]) -> None:
+        if not batch:
+            return
+        keep = [(u.holder, u.benefit, u.date.toordinal(), u.qty) for u in batch if u.qty]
+        gone = [(u.holder, u.benefit, u.date.toordinal()) for u in batch if not u.qty]
+        if gone:
+            await self._w.executemany(
+                "DELETE FROM usage WHERE holder = ? AND benefit = ? AND day = ?", gone
+            )
+        if keep:
+            await self._w.executemany(
+                "INSERT OR REPLACE INTO usage (holder, benefit, day, qty) VALUES (?, ?, ?, ?)",
+                keep,
+            )
 
     # --- rules --------------------------------------------------------------------------
 

@@ -35,17 +35,21 @@ from sync.catalog import Catalog, CatalogError, FeedResult
 from sync.http import CityHttp, Sleep, SyncError, real_sleep
 from sync.keys import TerminalKey
 from sync.wire import (
+    LeaseRequest,
     UploadBatch,
     WireError,
     cards_path,
     decode_head,
+    decode_lease_grant,
     decode_rules,
     decode_upload_ok,
     encode,
     entries_path,
     head_path,
+    leases_path,
     rules_path,
     signing_message,
+    usage_path,
 )
 
 __all__ = [
@@ -101,6 +105,7 @@ class RefreshResult:
 
     ok: bool
     cards: FeedResult | None = None
+    usage: FeedResult | None = None  # None: the city has no usage feed (or it failed)
     rules_changed: bool = False
     rules_version: str | None = None
     error: str | None = None
@@ -113,6 +118,7 @@ class CycleResult:
 
     upload: UploadResult
     refresh: RefreshResult
+    leases: dict[str, int] | None = None  # benefit -> grant after the top-up
 
     @property
     def ok(self) -> bool:
@@ -121,7 +127,12 @@ class CycleResult:
     def to_dict(self) -> dict[str, Any]:
         up = asdict(self.upload)
         up["pending"] = self.upload.pending
-        return {"ok": self.ok, "upload": up, "refresh": asdict(self.refresh)}
+        return {
+            "ok": self.ok,
+            "upload": up,
+            "refresh": asdict(self.refresh),
+            "leases": self.leases,
+        }
 
 
 class ForkDetected(SyncError):
@@ -175,6 +186,10 @@ class SyncClient:
         self._batch_size = cfg.sync.batch_size
         self._upload_lock = asyncio.Lock()
         self._refresh_lock = asyncio.Lock()
+        # New persons this till admitted to a benefit (the daemon's usage book says).
+        self.admitted: Callable[[str], int] = lambda _benefit: 0
+        self.lease_error: str | None = None  # the last lease answer refused (health)
+        self.usage_error: str | None = None  # the last usage feed refused (health)
         self._last_error: dict[str, str | None] = {"upload": None, "refresh": None}
         self.acked_seq: int = int(catalog.get_state("acked_seq") or 0)
         self.acked_hash: str = catalog.get_state("acked_hash") or GENESIS_HASH
@@ -205,10 +220,78 @@ class SyncClient:
     # --- public operations ------------------------------------------------------------
 
     async def cycle(self) -> CycleResult:
-        """Upload, then refresh the catalogue."""
+        """Upload, then refresh cards, rules and usage, then top up the leases (11.4)."""
         up = await self.upload()
         ref = await self.refresh()
-        return CycleResult(up, ref)
+        leases = await self.top_up_leases() if up.ok and ref.ok else None
+        return CycleResult(up, ref, leases)
+
+    # --- leases (docs/architecture.md §5.8) --------------------------------------------
+
+    def lease_benefits(self) -> list[str]:
+        rules = self._catalog.rules
+        return [] if rules is None else [b.id for b in rules.benefits if b.max_persons]
+
+    async def top_up_leases(self, *, release: bool = False) -> dict[str, int]:
+        """Hold ``sync.lease_slots`` free slots of every persons-limited benefit (with
+        ``release``: none, at day close). Grants are kept before anyone is admitted."""
+        out: dict[str, int] = {}
+        for benefit in self.lease_benefits():
+            admitted = self.admitted(benefit)
+            want = admitted + (0 if release else self._cfg.sync.lease_slots)
+            granted = await self.lease(benefit, want)
+            if granted is not None:
+                out[benefit] = granted
+        return out
+
+    async def lease(self, benefit: str, want: int) -> int | None:
+        """Ask the city for a grant of ``want`` persons; the grant kept (None: no answer,
+        the city has no lease service, or its answer was refused: the old grant stays)."""
+        admitted = self.admitted(benefit)
+        body = LeaseRequest(benefit=benefit, admitted=admitted, want=max(want, admitted))
+        try:
+            grant = await self._http.request_json(
+                "POST", leases_path(self._tid), body, decode=decode_lease_grant
+            )
+        except SyncError as e:
+            if "HTTP 404" in e.message and not self._catalog.leases():
+                return None  # a city without leases: the persons_used count applies
+            self._lease_problem(f"lease for {benefit}: {e.message}")
+            return None
+        rules = self._catalog.rules
+        limit = (
+            next((b.max_persons for b in rules.benefits if b.id == benefit), None)
+            if rules
+            else None
+        )
+        held = self._catalog.leases().get(benefit)
+        if grant.benefit != benefit:
+            self._lease_problem(f"lease answer for {grant.benefit!r}, asked for {benefit!r}")
+            return held
+        if limit is not None and grant.granted > limit:
+            self._lease_problem(
+                f"lease answer grants {grant.granted} of {benefit} beyond max_persons {limit}"
+            )
+            return held
+        if grant.granted < admitted:
+            self._lease_problem(
+                f"lease answer grants {grant.granted} of {benefit}, {admitted} already admitted"
+            )
+            return held
+        try:
+            await self._catalog.set_lease(benefit, grant.granted)
+        except CatalogError as e:
+            self._lease_problem(str(e))
+            return held
+        if self.lease_error is not None:
+            log.info("lease_recovered", benefit=benefit)
+            self.lease_error = None
+        return grant.granted
+
+    def _lease_problem(self, why: str) -> None:
+        if self.lease_error != why:
+            log.error("lease_refused", reason=why)
+        self.lease_error = why
 
     async def upload(self) -> UploadResult:
         """Send what the server lacks; concurrent calls run one after the other."""
@@ -400,6 +483,7 @@ class SyncClient:
             try:
                 cards = await self._refresh_cards()
                 changed, version = await self._refresh_rules()
+                usage = await self._refresh_usage() if cards.accepted else None
             except CatalogError as e:
                 raise SyncError("catalog", str(e)) from None
         except SyncError as e:
@@ -412,8 +496,17 @@ class SyncClient:
                 ok=False, cards=cards, rules_changed=changed, rules_version=version,
                 error=err.code, message=err.message,
             )  # fmt: skip
+        if usage is not None and not usage.accepted:
+            err = SyncError("bad_feed", usage.reason or "usage feed rejected")
+            self._note_error("refresh", err)
+            return RefreshResult(
+                ok=False, cards=cards, usage=usage, rules_changed=changed,
+                rules_version=version, error=err.code, message=err.message,
+            )  # fmt: skip
         self._note_ok("refresh")
-        res = RefreshResult(ok=True, cards=cards, rules_changed=changed, rules_version=version)
+        res = RefreshResult(
+            ok=True, cards=cards, usage=usage, rules_changed=changed, rules_version=version
+        )
         self._emit("refresh_done", Head(seq=self._store.head.seq, hash=""))
         return res
 
@@ -427,6 +520,24 @@ class SyncClient:
             max_total=self._max_feed_bytes,
             what="card feed",
         )
+
+    async def _refresh_usage(self) -> FeedResult | None:
+        """The partner's usage feed (delta or full); None from a city without one."""
+        path = usage_path(self._cfg.terminal.partner_id, self._catalog.usage_version)
+        try:
+            result = await self._http.stream_lines(
+                path,
+                self._catalog.apply_usage_feed,
+                max_line=self._max_feed_line,
+                max_total=self._max_feed_bytes,
+                what="usage feed",
+            )
+        except SyncError as e:
+            if "HTTP 404" in e.message and self._catalog.usage_version is None:
+                return None  # an older city: limits count this till's own entries
+            raise
+        self.usage_error = None if result.accepted else result.reason
+        return result
 
     async def _refresh_rules(self) -> tuple[bool, str | None]:
         headers: dict[str, str] = {}

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import structlog
 from aiohttp import web
 
+from config.memory import give_back_memory
 from config.schema import Config, parse_listen
 from drivers.base import Reader
 from drivers.events import ReaderState
@@ -112,6 +113,7 @@ class _Syncer:
     async def _after(self) -> None:
         self._d.usage.set_acknowledged(self._d.sync.acked_seq)
         await self._d._keep_usage()
+        give_back_memory()  # a feed or an upload of many entries leaves freed pages behind
         await self._d.push_health()
 
     async def upload(self) -> UploadResult:
@@ -122,7 +124,10 @@ class _Syncer:
 
     async def refresh(self) -> RefreshResult:
         try:
-            return await self._d.sync.refresh()
+            res = await self._d.sync.refresh()
+            if res.ok:  # hold persons-limit slots before the till goes offline (§5.8)
+                await self._d.sync.top_up_leases()
+            return res
         finally:
             await self._after()
 
@@ -149,6 +154,7 @@ class Daemon:
         self._stack = contextlib.AsyncExitStack()
         self.readers: list[Reader] = []
         self.queue: Any | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- building ------------------------------------------------------------------
 
@@ -184,11 +190,13 @@ class Daemon:
             points_floor=self.catalog.terminal_seq,
         )
         self.usage = loaded.book
+        give_back_memory(collect=True)
         self.keeper = UsageKeeper(self.store, self.usage, clk)
         self._stack.push_async_callback(self._keep_usage)
         self.sync = SyncClient(cfg, self.store, self.catalog, load_or_create_key(st), clk)
         self._stack.push_async_callback(self.sync.close)
         self.usage.set_acknowledged(self.sync.acked_seq)
+        self.sync.admitted = self.usage.admitted
         self.syncer = _Syncer(self)
         self.scheduler = SyncScheduler(self.syncer, cfg, clk)
         self.queue = await open_queue(cfg, st, clk)
@@ -212,6 +220,8 @@ class Daemon:
             clock=clk,
             keeper=self.keeper,
             sync_now=self.sync_cycle,
+            lease_now=self._lease_one_more,
+            on_day_closed=self._release_leases,
             sync_info=self.sync_info,
             readers_info=self.readers_info,
         )
@@ -234,6 +244,24 @@ class Daemon:
             app, handle_signals=False, access_log=None, shutdown_timeout=5, auto_decompress=False
         )
         self.host, self.port = host, port
+
+    async def _lease_one_more(self, benefit: str) -> int | None:
+        """A sale needs a new person's slot now: ask for it and the usual headroom."""
+        want = self.usage.admitted(benefit) + 1 + self.cfg.sync.lease_slots
+        return await self.sync.lease(benefit, want)
+
+    def _release_leases(self) -> None:
+        """At day close the till gives back the slots it holds and does not use."""
+
+        async def release() -> None:
+            try:
+                await self.sync.top_up_leases(release=True)
+            except Exception as e:  # offline: the slots stay held until the next cycle
+                log.warning("lease_release_failed", error=str(e))
+
+        task = asyncio.get_running_loop().create_task(release(), name="lease-release")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _keep_usage(self) -> None:
         """Prune the usage book and checkpoint it (after each sync, every minute, at exit)."""
@@ -277,6 +305,10 @@ class Daemon:
             "last_upload_at": s.last_upload_at.isoformat() if s.last_upload_at else None,
             "cards_version": self.catalog.cards_version,
             "fork_alarm": s.fork_alarm,
+            "usage_version": self.catalog.usage_version,
+            "usage_error": s.usage_error,
+            "lease_error": s.lease_error,
+            "leases": self.catalog.leases(),
         }
 
     async def sync_cycle(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -35,7 +35,7 @@ from ledger.rules import (
     quote,
 )
 from ledger.store import Appended, IdempotencyConflict, LedgerError, LedgerStore
-from ledger.usage import UsageBook
+from ledger.usage import LOCAL, Network, UsageBook
 from ledger.voids import plan_void
 from sync.catalog import Catalog
 from terminal.errors import Refused
@@ -102,6 +102,8 @@ class SaleService:
         clock: Clock,
         keeper: UsageKeeper | None = None,
         sync_now: Callable[[], Any] | None = None,
+        lease_now: Callable[[str], Awaitable[int | None]] | None = None,
+        on_day_closed: Callable[[], None] | None = None,
         sync_info: Callable[[], dict[str, Any]] | None = None,
         readers_info: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
@@ -126,6 +128,8 @@ class SaleService:
         # "pending", "running", "ok" or "failed", with why.
         self.integrity: tuple[IntegrityState, str | None] = ("pending", None)
         self._sync_now = sync_now
+        self._lease_now = lease_now
+        self._on_day_closed = on_day_closed
         self._sync_info = sync_info or (lambda: {})
         self._readers_info = readers_info or (lambda: [])
 
@@ -208,11 +212,17 @@ class SaleService:
 
     # --- card view ---------------------------------------------------------------------
 
-    def card_view(self, card: CardRecord, at: datetime) -> CardView:
+    async def _network(self, card: CardRecord) -> Network:
+        """What the partner's usage feed and this till's leases say for the card's holder."""
+        return await self._catalog.network_for(card.holder_key)
+
+    def card_view(self, card: CardRecord, at: datetime, network: Network = LOCAL) -> CardView:
         """The card as the screen shows it now (``terminal.views.card_view``)."""
         catalog = self._catalog_state()
         rules = self._catalog.rules or Rules(version="")
-        snap = card_snapshot(card, rules, self._usage, at, catalog=catalog, policy=self._policy)
+        snap = card_snapshot(
+            card, rules, self._usage, at, catalog=catalog, policy=self._policy, network=network
+        )
         return card_view(snap, stale=catalog.stale(self._policy))
 
     def _publish(self, ev: Event) -> None:
@@ -220,7 +230,7 @@ class SaleService:
 
     async def resolve(self, text: str) -> CardView:
         card = await self._card(self._normalise(text))
-        return self.card_view(card, self._now())
+        return self.card_view(card, self._now(), await self._network(card))
 
     async def on_reader_event(self, ev: CardRead | ReaderState | ReadRejected) -> None:
         """A reader said something: push it to the screen."""
@@ -247,7 +257,8 @@ class SaleService:
             self._publish(CardErrorEvent(reason=reason, message=message(reason), read=read))
             return
         log.info("card_read", card=card.number, source=ev.source, reader=ev.reader)
-        self._publish(CardEvent(read=read, card=self.card_view(card, self._now())))
+        view = self.card_view(card, self._now(), await self._network(card))
+        self._publish(CardEvent(read=read, card=view))
 
     # --- sales -------------------------------------------------------------------------
 
@@ -262,24 +273,53 @@ class SaleService:
             override_reason=body.override_reason,
         )
 
-    def _quote(self, card: CardRecord, body: SaleBody, at: datetime) -> Quote:
+    async def _quote(self, card: CardRecord, body: SaleBody, at: datetime) -> Quote:
+        """The engine's quote with the holder's network view; a new person beyond this
+        till's lease asks the city for a slot (at most ``sync.lease_timeout_s``) once."""
+        network = await self._network(card)
         try:
-            return quote(
-                card,
-                self._rules(),
-                self._usage,
-                self._request(body),
-                at,
-                catalog=self._catalog_state(),
-                policy=self._policy,
-            )
+            return self._quote_with(card, body, at, network)
+        except Refusal as r:
+            if not (r.reason == "persons_limit_reached" and "granted" in r.details):
+                raise Refused.of(r) from None
+            if r.benefit is None or self._lease_now is None:
+                raise Refused.of(r) from None
+            if not await self._ask_lease(r.benefit):
+                raise Refused.of(r) from None
+        try:
+            return self._quote_with(card, body, at, await self._network(card))
         except Refusal as r:
             raise Refused.of(r) from None
+
+    async def _ask_lease(self, benefit: str) -> bool:
+        """One more slot for ``benefit`` from the city, within the lease timeout."""
+        assert self._lease_now is not None
+        try:
+            async with asyncio.timeout(self._cfg.sync.lease_timeout_s):
+                granted = await self._lease_now(benefit)
+        except TimeoutError:
+            log.warning("lease_timeout", benefit=benefit)
+            return False
+        return granted is not None and granted > self._usage.admitted(benefit)
+
+    def _quote_with(
+        self, card: CardRecord, body: SaleBody, at: datetime, network: Network
+    ) -> Quote:
+        return quote(
+            card,
+            self._rules(),
+            self._usage,
+            self._request(body),
+            at,
+            catalog=self._catalog_state(),
+            policy=self._policy,
+            network=network,
+        )
 
     async def quote(self, body: SaleBody, caller: Caller) -> QuoteView:
         number = self._normalise(body.card)
         card = await self._card(number)
-        return quote_view(self._quote(card, body, self._now()))
+        return quote_view(await self._quote(card, body, self._now()))
 
     def _same_request(self, entry: Entry, body: SaleBody, number: str) -> bool:
         asked = Draft(
@@ -313,7 +353,7 @@ class SaleService:
             now = self._now()
             try:
                 card = await self._card(number)
-                q = self._quote(card, body, now)
+                q = await self._quote(card, body, now)
             except Refused:
                 # A retry of a sale that did commit may now be refused (its first try
                 # spent the points): answer with that sale, not the refusal.
@@ -416,6 +456,8 @@ class SaleService:
         entry = appended.entry
         fault_point("after_commit_before_print")
         log.info("day_close", seq=entry.seq, local_date=today, sales=summary.get("sales"))
+        if self._on_day_closed is not None:
+            self._on_day_closed()  # e.g. give back the lease slots the till holds
         receipt = ReceiptState(status=await self._printing.print_entry(entry))
         self._publish(SaleEvent(entry=entry, receipt=receipt))
         return EntryResult(entry=entry, receipt=receipt, summary=summary)
@@ -505,6 +547,8 @@ class SaleService:
             or sync.fork_alarm
             or catalog.too_old(self._policy)
             or self.integrity[0] == "failed"
+            or sync.usage_error is not None
+            or sync.lease_error is not None
         )
         return Health(
             status="degraded" if degraded else "ok",

@@ -269,6 +269,13 @@ class SyncHealth(msgspec.Struct, frozen=True, kw_only=True):
     fork_alarm: bool = False
     # The card list is older than offline.stale_after_s: the page shows the offline banner.
     offline: bool = True
+    # The partner's usage feed applied (None: none yet, or a city without one) and the
+    # last usage feed or lease answer refused (docs/architecture.md §5.8).
+    usage_version: int | None = None
+    usage_error: str | None = None
+    lease_error: str | None = None
+    # benefit -> persons this till may admit (its lease grants)
+    leases: dict[str, int] = {}
 
 
 class LedgerHealth(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,4 +1,4 @@
-"""Benefit limits count per holder, across every card of one person (DESIGN 11.2).
+"""Benefit limits count per holder, across every card of one person (docs/architecture.md §5.8).
 
 A duplicate card, a replaced card and the app's card share the city's holder id; each
 family member has their own; a card without a holder id counts as a holder of its own.

@@ -1,4 +1,6 @@
-"""The rules engine with the partner's usage feed and this till's leases (DESIGN 11.4, 11.5).
+"""The rules engine with the partner's usage feed and this till's leases.
+
+docs/architecture.md §5.8.
 
 A window counts the feed's lines plus this till's entries the feed does not hold yet
 (seq above its terminal_seq); a holder the feed knows is not a new person; a new person

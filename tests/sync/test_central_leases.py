@@ -1,4 +1,6 @@
-"""POST /v1/terminals/{tid}/leases (DESIGN 11.5): persons leases never exceed max_persons.
+"""POST /v1/terminals/{tid}/leases: persons leases never exceed max_persons.
+
+The contract: docs/architecture.md §5.8.
 
 The guarantee, checked after every step: over the partner's tills, the sum of
 max(granted, admitted) plus the persons of other channels (the rules document's

@@ -1,4 +1,6 @@
-"""GET /v1/partners/{pid}/usage (DESIGN 11.4): usage per holder and date across the tills.
+"""GET /v1/partners/{pid}/usage: usage per holder and date across the tills.
+
+The contract: docs/architecture.md §5.8.
 
 Against the real reference server on loopback: two tills of one partner upload signed
 batches of sales and voids with benefits, and the feed sums them per holder (the card's

@@ -75,19 +75,26 @@ async def running_daemon(
     clock: Clock | None = None,
     printer_mode: Mode = "online",
     extra: dict[str, Any] | None = None,
+    central: CentralHarness | None = None,
+    terminal: str = TERMINAL,
 ) -> AsyncIterator[DaemonHarness]:
+    """One daemon; with ``central`` (shared by several tills of one partner) it enrols
+    ``terminal`` there instead of starting a city server of its own."""
     master, slave = os.openpty()
     tty.setraw(slave)
     port = free_port()
     try:
-        async with (
-            CentralHarness.start(tmp_path, trust_on_first_use=True, enrol_key=False) as central,
-            FakePrinter(printer_mode) as printer,
-        ):
+        async with contextlib.AsyncExitStack() as stack:
+            if central is None:
+                central = await stack.enter_async_context(
+                    CentralHarness.start(tmp_path, trust_on_first_use=True, enrol_key=False)
+                )
+            token = central.tokens.get(terminal) or await central.enrol(terminal)
+            printer = await stack.enter_async_context(FakePrinter(printer_mode))
             token_file = tmp_path / "terminal-token"
-            token_file.write_text(central.token)
+            token_file.write_text(token)
             data: dict[str, Any] = {
-                "terminal": {"id": TERMINAL, "partner_id": PARTNER, "state_dir": "state"},
+                "terminal": {"id": terminal, "partner_id": PARTNER, "state_dir": "state"},
                 "api": {"listen": f"127.0.0.1:{port}"},
                 "readers": [{"name": "msr", "kind": "serial", "path": os.ttyname(slave)}],
                 "printer": {
