@@ -70,7 +70,7 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
     # none, and in entries written before it existed, whose bytes must not change.
     holder: str | msgspec.UnsetType = msgspec.UNSET
     # The benefits with a persons limit for which this sale admitted a new person within
-    # this till's lease (docs/architecture.md §5.8; a void repeats its sale's). UNSET: none.
+    # this till's lease (docs/architecture.md §5.8; a void never takes it back). UNSET: none.
     persons_new: tuple[str, ...] | msgspec.UnsetType = msgspec.UNSET
 
     @property

@@ -106,7 +106,8 @@ def plan_void(
         reason=reason.strip(),
         balance_after=balance_after,
         holder=original.holder,  # the void gives back what the sale counted, to whom
-        persons_new=original.persons_new,
+        # A void never gives a persons-limit slot back: another till may have let the
+        # same resident in as "not new" on the strength of this sale (§5.8).
     )
 
 
