@@ -3,6 +3,13 @@
 A reference city server seeded with Polish sample cards and benefits, the daemon with a
 pseudo-terminal magnetic-stripe reader fed by the page's "simulate swipe" buttons, and a
 file printer whose receipts the page previews. Serves the cashier page on 127.0.0.1:8080.
+
+With ``--tills N`` (2 to 4) it runs N tills of the one demo partner in this process and
+event loop: terminals T-DEMO, T-DEMO-2, …, each with its own state under
+``<state-dir>/till-K/`` (the first keeps ``<state-dir>`` itself), its own reader and
+page on the next port, all against the one city server, and syncing every few seconds
+so a benefit used at one till is refused at the others soon after
+(docs/architecture.md §5.8).
 """
 
 from __future__ import annotations
@@ -14,9 +21,12 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import sys
 import termios
 import tty
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from config.loader import ConfigError, load_config
@@ -26,7 +36,7 @@ from ledger.store import LedgerLockedError
 from sync.central.app import CentralServer
 from sync.central.demo_data import DEMO_CASHIER_PINS, DEMO_PARTNER, DEMO_TERMINAL
 from terminal.api import DemoHooks
-from terminal.app import Daemon
+from terminal.app import SHUTDOWN_DEADLINE_S, Daemon, dump_tasks
 from terminal.errors import Refused
 
 
@@ -96,11 +106,31 @@ class PtySwipes(DemoHooks):
                 os.close(fd)
 
 
+MAX_TILLS = 4
+# With several tills: upload and refresh this often, so a use at one till reaches the
+# others within seconds (a shop's default is sync.catalog_refresh_s = 300).
+TILLS_SYNC_EVERY_S = 5
+
+
+def till_count(text: str) -> int:
+    """``--tills``: a whole number from 1 to MAX_TILLS (argparse names the flag)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of tills (1 to {MAX_TILLS})"
+        ) from None
+    if not 1 <= n <= MAX_TILLS:
+        raise argparse.ArgumentTypeError(f"the demo runs 1 to {MAX_TILLS} tills, not {n}")
+    return n
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--listen",
         default="127.0.0.1:8080",
-        help="where the cashier page is served (127.0.0.1:8080)",
+        help="where the cashier page is served (127.0.0.1:8080); "
+        "with --tills, the first till's page, the others on the next ports",
     )
     parser.add_argument(
         "--central",
@@ -116,6 +146,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fresh", action="store_true", help="start from empty databases (deletes --state-dir)"
     )
+    parser.add_argument(
+        "--tills",
+        type=till_count,
+        default=1,
+        metavar="N",
+        help=f"how many tills of the demo partner {DEMO_PARTNER} to run, 1 to {MAX_TILLS} "
+        f"(1): terminals {DEMO_TERMINAL}, {DEMO_TERMINAL}-2, …, pages on --listen's port "
+        "and the next ones, state of till K in <state-dir>/till-K; with 2 or more the "
+        f"tills sync with the city every {TILLS_SYNC_EVERY_S} s, so a benefit used at "
+        "one till is refused at the others within seconds",
+    )
 
 
 DEMO_CONFIG_FILE = "kartapos-demo.toml"
@@ -127,13 +168,24 @@ def _toml(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def write_demo_config(state: Path, listen: str, central_url: str, reader_path: str) -> Path:
+def write_demo_config(
+    state: Path,
+    listen: str,
+    central_url: str,
+    reader_path: str,
+    *,
+    terminal: str = DEMO_TERMINAL,
+    sync_every_s: int | None = None,
+) -> Path:
     """Write the config the demo runs with into its state dir; its path.
 
     The reader is the pty's slave, whose /dev/pts number changes with every start: the
     config names ``<state>/reader-msr``, a link this start points at it, so the file
     stays the same and ``kartapos doctor -c`` checks the very port the daemon holds.
+    ``sync_every_s`` (several tills) replaces the one-till demo's upload every 30 s and
+    refresh every 60 s.
     """
+    upload_s, refresh_s = (30, 60) if sync_every_s is None else (sync_every_s, sync_every_s)
     link = state / READER_LINK
     tmp_link = state / (READER_LINK + ".new")
     tmp_link.unlink(missing_ok=True)
@@ -143,7 +195,7 @@ def write_demo_config(state: Path, listen: str, central_url: str, reader_path: s
         "# Written by `kartapos demo` at every start: the config its daemon runs with.\n"
         "# Paths are relative to this file's folder. The reader is valid while the demo runs.\n"
         "[terminal]\n"
-        f"id = {_toml(DEMO_TERMINAL)}\n"
+        f"id = {_toml(terminal)}\n"
         f"partner_id = {_toml(DEMO_PARTNER)}\n"
         'state_dir = "terminal"\n\n'
         "[api]\n"
@@ -160,8 +212,8 @@ def write_demo_config(state: Path, listen: str, central_url: str, reader_path: s
         "[sync]\n"
         f"url = {_toml(central_url)}\n"
         'token_file = "terminal-token"\n'
-        "upload_interval_s = 30\n"
-        "catalog_refresh_s = 60\n\n"
+        f"upload_interval_s = {upload_s}\n"
+        f"catalog_refresh_s = {refresh_s}\n\n"
         "[logging]\n"
         'level = "info"\n'
         'format = "console"\n'
@@ -173,20 +225,58 @@ def write_demo_config(state: Path, listen: str, central_url: str, reader_path: s
     return path
 
 
+@dataclass(frozen=True)
+class Till:
+    """One demo till: its terminal id, the folder of its config and state, its page."""
+
+    number: int
+    terminal: str
+    folder: Path
+    listen: str
+
+
+def plan_tills(state: Path, listen: str, n: int) -> list[Till]:
+    """Till 1 is today's demo (``state`` itself, ``listen``); till K is T-DEMO-K in
+    ``state/till-K`` on the K-1th port after ``listen``'s. ValueError past port 65535."""
+    host, port = parse_listen(listen)
+    shown = f"[{host}]" if ":" in host else host
+    out = []
+    for k in range(1, n + 1):
+        if port + k - 1 > 65535:
+            raise ValueError(f"till {k} would need port {port + k - 1}, above 65535")
+        out.append(
+            Till(
+                number=k,
+                terminal=DEMO_TERMINAL if k == 1 else f"{DEMO_TERMINAL}-{k}",
+                folder=state if k == 1 else state / f"till-{k}",
+                listen=listen if k == 1 else f"{shown}:{port + k - 1}",
+            )
+        )
+    return out
+
+
+def _terminal_token(folder: Path) -> str:
+    """The till's enrolment token in ``folder/terminal-token`` (made once)."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    token_file = folder / "terminal-token"
+    if not token_file.exists():
+        token_file.write_text(secrets.token_urlsafe(32) + "\n")
+        token_file.chmod(0o600)
+    return token_file.read_text().strip()
+
+
 def _prepare(args: argparse.Namespace) -> tuple[Path, str]:
     """The state dir and the demo terminal's token (made once)."""
     state: Path = args.state_dir.resolve()
     if args.fresh and state.exists():
         shutil.rmtree(state)
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
-    token_file = state / "terminal-token"
-    if not token_file.exists():
-        token_file.write_text(secrets.token_urlsafe(32) + "\n")
-        token_file.chmod(0o600)
-    return state, token_file.read_text().strip()
+    return state, _terminal_token(state)
 
 
 async def _demo(args: argparse.Namespace, state: Path, token: str) -> int:
+    tills = plan_tills(state, args.listen, args.tills)
+    several = len(tills) > 1
     central_cfg = CentralConfig(
         central=CentralSection(
             listen=args.central,
@@ -195,19 +285,40 @@ async def _demo(args: argparse.Namespace, state: Path, token: str) -> int:
             seed_demo=True,
         )
     )
-    swipes = PtySwipes()
-    try:
-        async with CentralServer(central_cfg) as central:
-            await central.db.enrol(DEMO_TERMINAL, DEMO_PARTNER, token, None)
-            cfg_path = write_demo_config(state, args.listen, central.url, swipes.path)
-            cfg = load_config(cfg_path)
-            async with Daemon(cfg, demo=swipes) as daemon:
+    with contextlib.ExitStack() as ptys:
+        swipes = []
+        for _ in tills:
+            sw = PtySwipes()
+            ptys.callback(sw.close)
+            swipes.append(sw)
+        async with CentralServer(central_cfg) as central, contextlib.AsyncExitStack() as stack:
+            daemons: list[Daemon] = []
+            configs: list[Path] = []
+            for till, sw in zip(tills, swipes, strict=True):
+                till_token = token if till.number == 1 else _terminal_token(till.folder)
+                await central.db.enrol(till.terminal, DEMO_PARTNER, till_token, None)
+                cfg_path = write_demo_config(
+                    till.folder,
+                    till.listen,
+                    central.url,
+                    sw.path,
+                    terminal=till.terminal,
+                    sync_every_s=TILLS_SYNC_EVERY_S if several else None,
+                )
+                cfg = load_config(cfg_path)
+                daemon = await stack.enter_async_context(Daemon(cfg, demo=sw))
                 result = await daemon.sync.cycle()
                 if not result.ok:
+                    which = f" ({till.terminal})" if several else ""
                     print(
-                        "kartapos demo: the first sync with the demo city server failed",
+                        f"kartapos demo: the first sync with the demo city server failed{which}",
                         file=sys.stderr,
                     )
+                daemons.append(daemon)
+                configs.append(cfg_path)
+
+            if not several:
+                cfg_path = configs[0]
 
                 def ready(_: Daemon) -> None:
                     pins = ", ".join(f"{n}: {p}" for n, p in DEMO_CASHIER_PINS.items())
@@ -223,10 +334,90 @@ async def _demo(args: argparse.Namespace, state: Path, token: str) -> int:
                         flush=True,
                     )
 
-                await daemon.serve(on_ready=ready)
-    finally:
-        swipes.close()
+                await daemons[0].serve(on_ready=ready)
+            else:
+
+                def all_ready() -> None:
+                    print(tills_banner(tills, configs, central.url), flush=True)
+
+                await serve_tills(daemons, all_ready)
     return 0
+
+
+def tills_banner(tills: list[Till], configs: list[Path], central_url: str) -> str:
+    """What ``--tills N`` prints once every till serves its page (Polish, as the page)."""
+    pins = ", ".join(f"{n}: {p}" for n, p in DEMO_CASHIER_PINS.items())
+    pad = " " * 23  # under the values
+    lines = [
+        "",
+        f"  Karta Mieszkańca — demo: {len(tills)} kasy partnera {DEMO_PARTNER}",
+        *(f"  Kasa {t.number}: http://{t.listen}/  terminal {t.terminal}" for t in tills),
+        f"  PIN kasjera (tylko demo): {pins}",
+        f"  Serwer miasta:       {central_url}",
+        f"  Synchronizacja:      co {TILLS_SYNC_EVERY_S} s — benefit użyty na jednej kasie "
+        "widać na pozostałych po kilku sekundach",
+        "  Paragony:            "
+        + ", ".join(str(t.folder / "receipts.bin") for t in tills)
+        + " (podgląd na stronie)",
+        f"  Config:              {configs[0]}",
+        *(f"{pad}{c}" for c in configs[1:]),
+        f"{pad}(kartapos doctor -c CONFIG)",
+        "  Zatrzymanie:         Ctrl+C",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _stuck_shutdown() -> None:
+    print("kartapos demo: the tills did not stop in time", file=sys.stderr, flush=True)
+    dump_tasks()
+    os._exit(1)
+
+
+async def serve_tills(daemons: list[Daemon], on_ready: Callable[[], None]) -> None:
+    """Serve every till in this event loop until SIGTERM/SIGINT, or until one of them
+    ends (its error is raised once all the others stopped); ``on_ready`` once all serve.
+
+    One set of signal handlers stops them all (each daemon's own would replace the
+    previous till's), with the daemon's shutdown deadline.
+    """
+    loop = asyncio.get_running_loop()
+    waiting = len(daemons)
+    deadline: list[asyncio.TimerHandle] = []
+
+    def one_ready(_: Daemon) -> None:
+        nonlocal waiting
+        waiting -= 1
+        if waiting == 0:
+            on_ready()
+
+    def stop_all() -> None:
+        for d in daemons:
+            d.stop()
+        if not deadline:
+            deadline.append(loop.call_later(SHUTDOWN_DEADLINE_S, _stuck_shutdown))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_all)
+    loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
+    tasks = [
+        loop.create_task(
+            d.serve(on_ready=one_ready, install_signals=False), name=f"till-{d.cfg.terminal.id}"
+        )
+        for d in daemons
+    ]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        stop_all()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+            loop.remove_signal_handler(sig)
+        for t in tasks:
+            t.cancel()
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def run(args: argparse.Namespace) -> int:
@@ -237,6 +428,19 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"kartapos demo: --listen/--central: {e}", file=sys.stderr)
         return 2
+    if args.tills > 1:
+        try:
+            pages = [t.listen for t in plan_tills(Path(), args.listen, args.tills)]
+        except ValueError as e:
+            print(f"kartapos demo: --listen/--tills: {e}", file=sys.stderr)
+            return 2
+        if parse_listen(args.central) in [parse_listen(p) for p in pages]:
+            print(
+                f"kartapos demo: --central {args.central} is the address of a till's page "
+                f"({', '.join(pages)}): give it another port",
+                file=sys.stderr,
+            )
+            return 2
     try:
         state, token = _prepare(args)
         return asyncio.run(_demo(args, state, token))
