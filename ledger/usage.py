@@ -28,6 +28,8 @@ person stop counting; its points are negated by the void entry's own (negative) 
 from __future__ import annotations
 
 import sys
+from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Final
@@ -44,7 +46,7 @@ from ledger.periods import window_dates
 # The local days whose totals the book keeps (today and yesterday: a Z report after
 # midnight still finds the day it closes).
 DAYS_KEPT: Final = 2
-SNAPSHOT_FORMAT: Final = 2
+SNAPSHOT_FORMAT: Final = 3
 
 
 def open_horizon(today: date) -> date:
@@ -63,12 +65,12 @@ class BookSnapshot(msgspec.Struct, array_like=True, frozen=True):
     horizon: int | None
     today: int | None
     tracked: list[str] | None
-    points: dict[str, list[tuple[int, int, int]]]
+    points: dict[str, bytes]  # card -> int64 triples (seq, ts ms, delta), native order
     uses: list[tuple[str, str, int, int, int]]
     ever_uses: dict[str, dict[str, int]]
     ever_qty: dict[str, dict[str, int]]
     admitted: dict[str, dict[str, int]]
-    pending: dict[str, dict[int, str]]
+    pending: dict[str, tuple[bytes, list[str]]]  # benefit -> (int64 seqs, holders)
     redeems: list[tuple[str, int]]
     days: dict[str, list[int]]
 
@@ -95,15 +97,17 @@ class UsageBook:
         self._today = today.toordinal() if today is not None else None
         self._horizon = open_horizon(today).toordinal() if today is not None else None
         self._tracked = None if tracked is None else set(tracked)
-        # card -> [(seq, ts unix ms, points delta)], seq ascending, all above points_floor
-        self._points: dict[str, list[tuple[int, int, int]]] = {}
+        # card -> seq, ts unix ms, points delta, seq, ... (flat int64 triples, seq ascending,
+        # all above points_floor): 24 bytes a delta, where a tuple in a list takes ~100.
+        self._points: dict[str, array[int]] = {}
         # (card, benefit) -> {sale seq: (local date ordinal, quantity)}, dates >= horizon
         self._uses: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
         # tracked benefit -> {card: uses not voided} and {card: their quantity}
         self._ever_uses: dict[str, dict[str, int]] = {}
         self._ever_qty: dict[str, dict[str, int]] = {}
-        # benefit -> {sale seq: card} for uses the server has not acknowledged yet
-        self._pending: dict[str, dict[int, str]] = {}
+        # benefit -> (sale seqs ascending, their holders) of uses the server has not
+        # acknowledged yet
+        self._pending: dict[str, tuple[array[int], list[str]]] = {}
         # benefit -> how many pending uses each card has (its keys: the distinct cards)
         self._pending_cards: dict[str, dict[str, int]] = {}
         # sale seq -> card, for sales that redeemed points on `today` (all days if None)
@@ -162,8 +166,8 @@ class UsageBook:
         if delta and entry.seq > self._points_floor:
             points = self._points.get(card)
             if points is None:
-                points = self._points[card] = []
-            points.append((entry.seq, unix_ms(parse_ts(entry.ts)), delta))
+                points = self._points[card] = array("q")
+            points.extend((entry.seq, unix_ms(parse_ts(entry.ts)), delta))
         who = card if not isinstance(entry.holder, str) else sys.intern(entry.holder)
         if isinstance(entry.persons_new, tuple) and entry.kind in (EntryKind.SALE, EntryKind.VOID):
             step = 1 if entry.kind == EntryKind.SALE else -1
@@ -248,22 +252,37 @@ class UsageBook:
     def _add_pending(self, benefit: str, seq: int, card: str) -> None:
         pending = self._pending.get(benefit)
         if pending is None:
-            pending = self._pending[benefit] = {}
+            pending = self._pending[benefit] = (array("q"), [])
             self._pending_cards[benefit] = {}
-        pending[seq] = card
+        seqs, whos = pending
+        if seqs and seq < seqs[-1]:  # a restore or a history read out of order
+            i = bisect_right(seqs, seq)
+            seqs.insert(i, seq)
+            whos.insert(i, card)
+        else:
+            seqs.append(seq)
+            whos.append(card)
         cards = self._pending_cards[benefit]
         cards[card] = cards.get(card, 0) + 1
 
     def _drop_pending(self, benefit: str, seq: int) -> None:
         pending = self._pending.get(benefit)
-        if pending is None or seq not in pending:
+        if pending is None:
             return
-        card = pending.pop(seq)
+        seqs, whos = pending
+        i = bisect_left(seqs, seq)
+        if i == len(seqs) or seqs[i] != seq:
+            return
+        del seqs[i]
+        card = whos.pop(i)
+        self._uncount_pending(benefit, card)
+
+    def _uncount_pending(self, benefit: str, card: str) -> None:
         cards = self._pending_cards[benefit]
         cards[card] -= 1
         if cards[card] <= 0:
             del cards[card]
-        if not pending:
+        if not cards:
             del self._pending[benefit]
             del self._pending_cards[benefit]
 
@@ -276,9 +295,13 @@ class UsageBook:
         if seq <= self._acked_seq:
             return
         self._acked_seq = seq
-        for benefit, pending in list(self._pending.items()):
-            for sale_seq in [s for s in pending if s <= seq]:
-                self._drop_pending(benefit, sale_seq)
+        for benefit, (seqs, whos) in list(self._pending.items()):
+            cut = bisect_right(seqs, seq)
+            gone = whos[:cut]
+            del seqs[:cut]
+            del whos[:cut]
+            for card in gone:
+                self._uncount_pending(benefit, card)
 
     # --- forgetting what has closed --------------------------------------------------
 
@@ -293,12 +316,14 @@ class UsageBook:
         if points_floor is not None and points_floor > self._points_floor:
             self._points_floor = points_floor
             changed = True
-            for card in list(self._points):
-                kept = [p for p in self._points[card] if p[0] > points_floor]
-                if kept:
-                    self._points[card] = kept
-                else:
+            for card, deltas in list(self._points.items()):
+                i = 0
+                while i < len(deltas) and deltas[i] <= points_floor:
+                    i += 3
+                if i >= len(deltas):
                     del self._points[card]
+                elif i:
+                    self._points[card] = deltas[i:]
         if today is not None and today.toordinal() != self._today:
             changed = True
             self._today = today.toordinal()
@@ -363,12 +388,12 @@ class UsageBook:
                 horizon=self._horizon,
                 today=self._today,
                 tracked=None if self._tracked is None else sorted(self._tracked),
-                points=self._points,
+                points={c: a.tobytes() for c, a in self._points.items()},
                 uses=uses,
                 ever_uses=self._ever_uses,
                 ever_qty=self._ever_qty,
                 admitted=self._admitted,
-                pending=self._pending,
+                pending={b: (seqs.tobytes(), whos) for b, (seqs, whos) in self._pending.items()},
                 redeems=[(card, seq) for seq, (card, _day) in self._redeems.items()],
                 days={d: t.to_state() for d, t in self._days.items()},
             )
@@ -387,14 +412,19 @@ class UsageBook:
         book._last_seq, book._acked_seq = s.last_seq, s.acked_seq
         book._horizon, book._today = s.horizon, s.today
         intern = sys.intern
-        book._points = {intern(c): [tuple(p) for p in ps] for c, ps in s.points.items()}  # type: ignore[misc]
+        for c, raw in s.points.items():
+            deltas = array("q")
+            deltas.frombytes(raw)
+            book._points[intern(c)] = deltas
         for card, benefit, seq, day, qty in s.uses:
             book._uses.setdefault((intern(card), benefit), {})[seq] = (day, qty)
         book._ever_uses = {b: {intern(c): n for c, n in m.items()} for b, m in s.ever_uses.items()}
         book._ever_qty = {b: {intern(c): n for c, n in m.items()} for b, m in s.ever_qty.items()}
         book._admitted = {b: {intern(c): n for c, n in m.items()} for b, m in s.admitted.items()}
-        for benefit, by_seq in s.pending.items():
-            for seq, card in by_seq.items():
+        for benefit, (raw_seqs, whos) in s.pending.items():
+            seqs = array("q")
+            seqs.frombytes(raw_seqs)
+            for seq, card in zip(seqs, whos, strict=True):
                 book._add_pending(benefit, seq, intern(card))
         for card, seq in s.redeems:
             key = (intern(card), s.today if s.today is not None else 0)
@@ -412,18 +442,22 @@ class UsageBook:
         if not deltas:
             return 0
         if as_of is None:
-            return sum(p[2] for p in deltas)
+            return sum(deltas[2::3])
         if as_of.tzinfo is None:
             as_of = as_of.replace(tzinfo=UTC)  # the feed's instants are UTC
         at = unix_ms(as_of)
-        return sum(p[2] for p in deltas if p[1] > at)
+        return sum(d for t, d in zip(deltas[1::3], deltas[2::3], strict=True) if t > at)
 
     def points_delta_above(self, card: str, seq: int) -> int:
         """Sum of ``points_earned - points_redeemed`` of the card's entries with seq > ``seq``."""
         deltas = self._points.get(card)
         if not deltas:
             return 0
-        return sum(p[2] for p in deltas if p[0] > seq)
+        total, i = 0, len(deltas) - 3
+        while i >= 0 and deltas[i] > seq:  # seqs ascend: walk back from the newest
+            total += deltas[i + 2]
+            i -= 3
+        return total
 
     def uses_between(self, holder: str, benefit: str, start: date | None, end: date | None) -> int:
         """Quantity of ``benefit`` the holder (a holder id, or a card number for a card
@@ -481,10 +515,10 @@ class UsageBook:
         """How much the book holds, for health and the benchmarks."""
         return {
             "cards_with_points": len(self._points),
-            "points_deltas": sum(len(v) for v in self._points.values()),
+            "points_deltas": sum(len(v) for v in self._points.values()) // 3,
             "window_uses": sum(len(v) for v in self._uses.values()),
             "lifetime_pairs": sum(len(v) for v in self._ever_uses.values()),
-            "pending_uses": sum(len(v) for v in self._pending.values()),
+            "pending_uses": sum(len(v[0]) for v in self._pending.values()),
             "admitted": sum(len(v) for v in self._admitted.values()),
         }
 

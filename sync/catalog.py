@@ -273,6 +273,15 @@ class Catalog:
         value = self._meta.get("cards_terminal_seq")
         return None if value is None else int(value)
 
+    @property
+    def points_floor(self) -> int | None:
+        """The card list's balances include this till's entries up to this seq: the
+        feed's ``terminal_seq``, or for a feed that does not say, what the city had
+        acknowledged before it was fetched (the older ``points_as_of`` rule counts no
+        entry the city held then, given clocks that agree). None: no feed yet."""
+        value = self._meta.get("cards_included_seq")
+        return None if value is None else int(value)
+
     def get_state(self, key: str) -> str | None:
         """A value the sync client keeps here (acked head, alarms), cached in memory."""
         return self._meta.get(f"state.{key}")
@@ -480,8 +489,15 @@ class Catalog:
 
     # --- the card feed ------------------------------------------------------------------
 
-    async def apply_feed(self, lines: AsyncIterator[bytes]) -> FeedResult:
-        """Apply one NDJSON card feed whole, or reject it whole and keep the old list."""
+    async def apply_feed(
+        self, lines: AsyncIterator[bytes], *, acked_seq: int | None = None
+    ) -> FeedResult:
+        """Apply one NDJSON card feed whole, or reject it whole and keep the old list.
+
+        ``acked_seq``: the city held this till's entries up to it before the feed was
+        asked for; with a feed that does not say its ``terminal_seq`` it is what the
+        balances are taken to include (``points_floor``).
+        """
         full = False
         version: int | None = None
         try:
@@ -496,7 +512,11 @@ class Catalog:
             full, version = header.full, header.version
             async with self._write_lock:
                 cards, removed = await self._apply_locked(
-                    lines, full=full, version=version, terminal_seq=header.terminal_seq
+                    lines,
+                    full=full,
+                    version=version,
+                    terminal_seq=header.terminal_seq,
+                    included=header.terminal_seq if header.terminal_seq is not None else acked_seq,
                 )
         except FeedRejected as e:
             log.error(
@@ -515,7 +535,13 @@ class Catalog:
             raise FeedRejected(f"line {n}: longer than {self._max_line} bytes")
 
     async def _apply_locked(
-        self, lines: AsyncIterator[bytes], *, full: bool, version: int, terminal_seq: int | None
+        self,
+        lines: AsyncIterator[bytes],
+        *,
+        full: bool,
+        version: int,
+        terminal_seq: int | None,
+        included: int | None,
     ) -> tuple[int, int]:
         w = self._w
         now = format_ts(self._clock.now())
@@ -524,6 +550,8 @@ class Catalog:
             self.terminal_seq is None or terminal_seq > self.terminal_seq
         ):
             meta["cards_terminal_seq"] = str(terminal_seq)
+        if included is not None and (self.points_floor is None or included > self.points_floor):
+            meta["cards_included_seq"] = str(included)
         try:
             await w.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import gzip
 import random
 from collections.abc import Callable
@@ -513,9 +514,10 @@ class SyncClient:
     async def _refresh_cards(self) -> FeedResult:
         since = self._catalog.cards_version
         path = cards_path(since)
+        acked = self.acked_seq  # the upload before this refresh is in the feed's balances
         return await self._http.stream_lines(
             path,
-            self._catalog.apply_feed,
+            functools.partial(self._catalog.apply_feed, acked_seq=acked),
             max_line=self._max_feed_line,
             max_total=self._max_feed_bytes,
             what="card feed",

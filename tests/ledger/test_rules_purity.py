@@ -14,6 +14,7 @@ from tests.conftest import REPO_ROOT
 ENGINE = ("rules", "usage", "periods", "refusals", "voids", "explanations", "daytotals")
 ALLOWED_STDLIB = {
     "__future__",
+    "array",
     "bisect",
     "collections",
     "dataclasses",
