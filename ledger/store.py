@@ -563,11 +563,20 @@ class LedgerStore:
             if res:
                 return None
 
-    async def save_derived(self, name: str, seq: int, body: bytes) -> None:
-        """Keep read model ``name`` as it stands after entry ``seq`` (replaces the last)."""
+    async def save_derived(
+        self,
+        name: str,
+        seq: int,
+        body: bytes,
+        also: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        """Keep read model ``name`` as it stands after entry ``seq`` (replaces the last);
+        ``also(db)`` writes its tables in the same transaction (never ``entries``)."""
         if self._readonly:
             raise LedgerError(f"ledger {self._path} is open read-only")
-        await self._guard(run_in_connection_thread(self._conn, _save_derived, name, seq, body))
+        await self._guard(
+            run_in_connection_thread(self._conn, _save_derived, name, seq, body, also)
+        )
 
     async def load_derived(self, name: str) -> tuple[int, bytes] | None:
         """Read model ``name`` and the seq it covers; None when absent, or when the entry
@@ -654,14 +663,29 @@ def _check_tail(db: sqlite3.Connection, path: Path) -> None:
             raise LedgerCorruptError(f"ledger {path} is damaged at seq {seq}: {why}")
 
 
-def _save_derived(db: sqlite3.Connection, name: str, seq: int, body: bytes) -> None:
-    row = db.execute("SELECT hash FROM entries WHERE seq = ?", (seq,)).fetchone()
-    if row is None and seq != 0:
-        raise LedgerError(f"cannot save {name}: no entry {seq}")
-    db.execute(
-        "INSERT OR REPLACE INTO derived (name, seq, hash, body) VALUES (?, ?, ?, ?)",
-        (name, seq, GENESIS_HASH if row is None else str(row[0]), body),
-    )
+def _save_derived(
+    db: sqlite3.Connection,
+    name: str,
+    seq: int,
+    body: bytes,
+    also: Callable[[sqlite3.Connection], None] | None,
+) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        row = db.execute("SELECT hash FROM entries WHERE seq = ?", (seq,)).fetchone()
+        if row is None and seq != 0:
+            raise LedgerError(f"cannot save {name}: no entry {seq}")
+        db.execute(
+            "INSERT OR REPLACE INTO derived (name, seq, hash, body) VALUES (?, ?, ?, ?)",
+            (name, seq, GENESIS_HASH if row is None else str(row[0]), body),
+        )
+        if also is not None:
+            also(db)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 def _load_derived(db: sqlite3.Connection, name: str) -> tuple[int, bytes] | None:

@@ -31,8 +31,9 @@ import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Final
+from typing import Final, Protocol
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -46,7 +47,7 @@ from ledger.periods import window_dates
 # The local days whose totals the book keeps (today and yesterday: a Z report after
 # midnight still finds the day it closes).
 DAYS_KEPT: Final = 2
-SNAPSHOT_FORMAT: Final = 3
+SNAPSHOT_FORMAT: Final = 4
 
 
 def open_horizon(today: date) -> date:
@@ -67,13 +68,45 @@ class BookSnapshot(msgspec.Struct, array_like=True, frozen=True):
     tracked: list[str] | None
     points: dict[str, bytes]  # card -> int64 triples (seq, ts ms, delta), native order
     uses: list[tuple[str, str, int, int, int]]
-    ever_uses: dict[str, dict[str, int]]
     ever_qty: dict[str, dict[str, int]]
+    cold_voided: list[tuple[str, str, int]]
     admitted: dict[str, dict[str, int]]
     pending: dict[str, tuple[bytes, list[str]]]  # benefit -> (int64 seqs, holders)
     redeems: list[tuple[str, int]]
     days: dict[str, list[int]]
 
+
+class ColdHolder(msgspec.Struct, frozen=True):
+    """One holder's uses in the cold store: benefit -> {seq: (day, qty)}, and lifetime."""
+
+    windows: dict[str, dict[int, tuple[int, int]]]
+    lifetime: dict[str, int]
+
+
+class ColdUsage(Protocol):
+    """Uses and lifetime counts written beside the ledger (terminal/readmodels.py)."""
+
+    def holder(self, holder: str) -> ColdHolder: ...
+
+
+@dataclass(frozen=True)
+class Flush:
+    """What a flush writes: window uses, cold uses voided, lifetime deltas, the horizon."""
+
+    windows: list[tuple[str, str, int, int, int]]  # holder, benefit, seq, day, qty
+    voided: list[tuple[str, str, int]]  # holder, benefit, seq
+    lifetime: list[tuple[str, str, int]]  # holder, benefit, quantity delta
+    horizon: int | None  # window uses on earlier dates can go
+
+
+@dataclass
+class _Layer:
+    uses: dict[tuple[str, str], dict[int, tuple[int, int]]]
+    ever_qty: dict[str, dict[str, int]]
+    cold_voided: dict[tuple[str, str], set[int]]
+
+
+_COLD_CACHE: Final = 512  # holders whose cold uses are kept in memory between flushes
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(BookSnapshot)
@@ -89,8 +122,14 @@ class UsageBook:
         today: date | None = None,
         tracked: Iterable[str] | None = None,
         points_floor: int = 0,
+        cold: ColdUsage | None = None,
     ) -> None:
         self.tz = tz
+        # Uses and lifetime counts already written beside the ledger (None: all in memory).
+        self._cold = cold
+        self._cold_cache: dict[str, ColdHolder] = {}
+        self._flushing: _Layer | None = None
+        self._flushed_horizon: int | None = None  # the cold store dropped dates before it
         self._last_seq = 0
         self._acked_seq = 0
         self._points_floor = points_floor
@@ -100,11 +139,14 @@ class UsageBook:
         # card -> seq, ts unix ms, points delta, seq, ... (flat int64 triples, seq ascending,
         # all above points_floor): 24 bytes a delta, where a tuple in a list takes ~100.
         self._points: dict[str, array[int]] = {}
-        # (card, benefit) -> {sale seq: (local date ordinal, quantity)}, dates >= horizon
+        # Since the last flush to the cold store (all of them without one):
+        # (holder, benefit) -> {sale seq: (local date ordinal, quantity)}, dates >= horizon
         self._uses: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
-        # tracked benefit -> {card: uses not voided} and {card: their quantity}
-        self._ever_uses: dict[str, dict[str, int]] = {}
+        # tracked benefit -> {holder: quantity, voids subtracted} (negative: a void of a
+        # use already in the cold store)
         self._ever_qty: dict[str, dict[str, int]] = {}
+        # (holder, benefit) -> seqs of cold-store uses voided since the last flush
+        self._cold_voided: dict[tuple[str, str], set[int]] = {}
         # benefit -> (sale seqs ascending, their holders) of uses the server has not
         # acknowledged yet
         self._pending: dict[str, tuple[array[int], list[str]]] = {}
@@ -220,10 +262,12 @@ class UsageBook:
     def _apply_void(self, entry: Entry, card: str, who: str, ref: int) -> None:
         for benefit in entry.benefits:
             uses = self._uses.get((who, benefit))
-            if uses is not None:
-                uses.pop(ref, None)
+            if uses is not None and ref in uses:
+                del uses[ref]
                 if not uses:
                     del self._uses[(who, benefit)]
+            elif self._cold is not None:  # the sale's use went to the cold store already
+                self._cold_voided.setdefault((who, benefit), set()).add(ref)
             if self._is_tracked(benefit):
                 self._count_ever(benefit, who, -1, -entry.benefit_quantities.get(benefit, 1))
             self._drop_pending(benefit, ref)
@@ -232,15 +276,14 @@ class UsageBook:
             self._drop_redeem(key)
 
     def _count_ever(self, benefit: str, card: str, n: int, qty: int) -> None:
-        uses = self._ever_uses.setdefault(benefit, {})
+        # Quantities are >= 1 a use, so a holder with quantity > 0 has a use not voided.
+        del n
         qtys = self._ever_qty.setdefault(benefit, {})
-        left = uses.get(card, 0) + n
-        if left > 0:
-            uses[card] = left
-            qtys[card] = qtys.get(card, 0) + qty
-        else:  # the card's every use was voided: it is not a person of this benefit
-            uses.pop(card, None)
-            qtys.pop(card, None)
+        left = qtys.get(card, 0) + qty
+        if left:
+            qtys[card] = left
+        else:
+            del qtys[card]
 
     def _drop_redeem(self, key: tuple[str, int]) -> None:
         left = self._redeem_count.get(key, 0) - 1
@@ -390,8 +433,10 @@ class UsageBook:
                 tracked=None if self._tracked is None else sorted(self._tracked),
                 points={c: a.tobytes() for c, a in self._points.items()},
                 uses=uses,
-                ever_uses=self._ever_uses,
                 ever_qty=self._ever_qty,
+                cold_voided=[
+                    (h, b, seq) for (h, b), seqs in self._cold_voided.items() for seq in seqs
+                ],
                 admitted=self._admitted,
                 pending={b: (seqs.tobytes(), whos) for b, (seqs, whos) in self._pending.items()},
                 redeems=[(card, seq) for seq, (card, _day) in self._redeems.items()],
@@ -400,7 +445,7 @@ class UsageBook:
         )
 
     @classmethod
-    def restore(cls, data: bytes) -> UsageBook:
+    def restore(cls, data: bytes, *, cold: ColdUsage | None = None) -> UsageBook:
         """A book from :meth:`snapshot`; ValueError when the bytes are not one."""
         try:
             s = _decoder.decode(data)
@@ -408,7 +453,7 @@ class UsageBook:
             raise ValueError(f"not a usage book snapshot: {e}") from e
         if s.format != SNAPSHOT_FORMAT:
             raise ValueError(f"usage book snapshot format {s.format}, expected {SNAPSHOT_FORMAT}")
-        book = cls(tz=ZoneInfo(s.tz), tracked=s.tracked, points_floor=s.points_floor)
+        book = cls(tz=ZoneInfo(s.tz), tracked=s.tracked, points_floor=s.points_floor, cold=cold)
         book._last_seq, book._acked_seq = s.last_seq, s.acked_seq
         book._horizon, book._today = s.horizon, s.today
         intern = sys.intern
@@ -418,8 +463,9 @@ class UsageBook:
             book._points[intern(c)] = deltas
         for card, benefit, seq, day, qty in s.uses:
             book._uses.setdefault((intern(card), benefit), {})[seq] = (day, qty)
-        book._ever_uses = {b: {intern(c): n for c, n in m.items()} for b, m in s.ever_uses.items()}
         book._ever_qty = {b: {intern(c): n for c, n in m.items()} for b, m in s.ever_qty.items()}
+        for h, b, seq in s.cold_voided:
+            book._cold_voided.setdefault((intern(h), b), set()).add(seq)
         book._admitted = {b: {intern(c): n for c, n in m.items()} for b, m in s.admitted.items()}
         for benefit, (raw_seqs, whos) in s.pending.items():
             seqs = array("q")
@@ -466,8 +512,25 @@ class UsageBook:
         ``start`` and ``end`` None: the lifetime quantity (a tracked benefit).
         """
         if start is None and end is None:
-            return self._ever_qty.get(benefit, {}).get(holder, 0)
+            return self._lifetime(holder, benefit)
         return self.uses_above(holder, benefit, start, end, 0)
+
+    def _lifetime(self, holder: str, benefit: str) -> int:
+        total = self._ever_qty.get(benefit, {}).get(holder, 0)
+        if self._flushing is not None:
+            total += self._flushing.ever_qty.get(benefit, {}).get(holder, 0)
+        if self._cold is not None:
+            total += self._cold_holder(holder).lifetime.get(benefit, 0)
+        return total
+
+    def _cold_holder(self, holder: str) -> ColdHolder:
+        assert self._cold is not None
+        got = self._cold_cache.get(holder)
+        if got is None:
+            if len(self._cold_cache) >= _COLD_CACHE:
+                self._cold_cache.clear()
+            got = self._cold_cache[holder] = self._cold.holder(holder)
+        return got
 
     def uses_above(
         self, holder: str, benefit: str, start: date | None, end: date | None, seq: int
@@ -475,24 +538,78 @@ class UsageBook:
         """Like :meth:`uses_between`, counting only entries with a seq above ``seq`` (the
         ones a usage feed with ``terminal_seq`` = ``seq`` does not include yet), among
         the dates kept (the open windows)."""
-        uses = self._uses.get((holder, benefit))
-        if not uses:
-            return 0
         lo = start.toordinal() if start is not None else None
         hi = end.toordinal() if end is not None else None
-        return sum(
-            qty
-            for s, (day, qty) in uses.items()
-            if s > seq and (lo is None or day >= lo) and (hi is None or day < hi)
-        )
-
-    def admitted(self, benefit: str) -> int:
-        """New persons this till admitted to ``benefit`` within its leases, net of voids."""
-        return len(self._admitted.get(benefit, ()))
+        key = (holder, benefit)
+        layers: list[dict[int, tuple[int, int]]] = []
+        gone: set[int] = set()
+        if self._cold is not None:
+            gone |= self._cold_voided.get(key, set())
+            if self._flushing is not None:
+                gone |= self._flushing.cold_voided.get(key, set())
+                layers.append(self._flushing.uses.get(key, {}))
+            layers.append(self._cold_holder(holder).windows.get(benefit, {}))
+        layers.append(self._uses.get(key, {}))
+        total = 0
+        for uses in layers:
+            for s, (day, qty) in uses.items():
+                if (
+                    s > seq
+                    and s not in gone
+                    and (lo is None or day >= lo)
+                    and (hi is None or day < hi)
+                ):
+                    total += qty
+        return total
 
     def has_used(self, holder: str, benefit: str) -> bool:
         """Whether the holder has a (not voided) use of a tracked benefit on this terminal."""
-        return holder in self._ever_uses.get(benefit, ())
+        return self._lifetime(holder, benefit) > 0
+
+    # --- the cold store ----------------------------------------------------------------
+
+    def begin_flush(self) -> tuple[Flush, bytes]:
+        """Move what is in memory to a layer being written, and snapshot the rest: the
+        caller writes both in one transaction, then calls :meth:`end_flush` (or
+        :meth:`abort_flush` when it failed). Queries see the layer meanwhile."""
+        assert self._cold is not None
+        assert self._flushing is None
+        layer = _Layer(self._uses, self._ever_qty, self._cold_voided)
+        self._uses, self._ever_qty, self._cold_voided = {}, {}, {}
+        self._flushing = layer
+        flush = Flush(
+            windows=[
+                (h, b, s, day, qty)
+                for (h, b), by_seq in layer.uses.items()
+                for s, (day, qty) in by_seq.items()
+            ],
+            voided=[(h, b, s) for (h, b), seqs in layer.cold_voided.items() for s in seqs],
+            lifetime=[(h, b, q) for b, by_h in layer.ever_qty.items() for h, q in by_h.items()],
+            horizon=self._horizon if self._horizon != self._flushed_horizon else None,
+        )
+        self._flushed_horizon = self._horizon
+        return flush, self.snapshot()
+
+    def end_flush(self) -> None:
+        """The layer is in the cold store now."""
+        self._flushing = None
+        self._cold_cache.clear()
+
+    def abort_flush(self) -> None:
+        """The write failed: the layer goes back into memory."""
+        layer, self._flushing = self._flushing, None
+        assert layer is not None
+        for key, by_seq in layer.uses.items():
+            self._uses.setdefault(key, {}).update(by_seq)
+        for b, by_h in layer.ever_qty.items():
+            for h, q in by_h.items():
+                self._count_ever(b, h, 0, q)
+        for key, seqs in layer.cold_voided.items():
+            self._cold_voided.setdefault(key, set()).update(seqs)
+
+    def admitted(self, benefit: str) -> int:
+        """New persons this till admitted to ``benefit`` within its leases (for good)."""
+        return len(self._admitted.get(benefit, ()))
 
     def pending_persons(self, benefit: str) -> frozenset[str]:
         """Distinct holders with uses of ``benefit`` the server has not acknowledged yet."""
@@ -517,7 +634,7 @@ class UsageBook:
             "cards_with_points": len(self._points),
             "points_deltas": sum(len(v) for v in self._points.values()) // 3,
             "window_uses": sum(len(v) for v in self._uses.values()),
-            "lifetime_pairs": sum(len(v) for v in self._ever_uses.values()),
+            "lifetime_pairs": sum(len(v) for v in self._ever_qty.values()),
             "pending_uses": sum(len(v[0]) for v in self._pending.values()),
             "admitted": sum(len(v) for v in self._admitted.values()),
         }

@@ -187,9 +187,10 @@ class Daemon:
             tz=tz,
             today=local_day(clk.now(), tz),
             rules=self.catalog.rules,
-            points_floor=self.catalog.terminal_seq,
+            points_floor=self.catalog.points_floor,
         )
         self.usage = loaded.book
+        self._stack.callback(loaded.cold.close)
         give_back_memory(collect=True)
         self.keeper = UsageKeeper(self.store, self.usage, clk)
         self._stack.push_async_callback(self._keep_usage)
@@ -266,7 +267,7 @@ class Daemon:
     async def _keep_usage(self) -> None:
         """Prune the usage book and checkpoint it (after each sync, every minute, at exit)."""
         try:
-            await self.keeper.maintain(points_floor=self.catalog.terminal_seq)
+            await self.keeper.maintain(points_floor=self.catalog.points_floor)
         except Exception as e:  # a checkpoint is an optimisation: a failed one costs a replay
             log.warning("usage_checkpoint_failed", error=str(e))
 

@@ -11,9 +11,13 @@ new checkpoint when anything changed (docs/architecture.md §5.7).
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
+from typing import Final
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -24,12 +28,91 @@ from ledger.entry import Entry
 from ledger.periods import local_day
 from ledger.rules import lifetime_benefits
 from ledger.store import LedgerStore
-from ledger.usage import UsageBook
+from ledger.usage import ColdHolder, Flush, UsageBook
 
 log = structlog.get_logger("kartapos.usage")
 
 CHECKPOINT = "usage_book"
 _BATCH = 5000
+
+# The cold store: the book's window uses and lifetime counts, in the ledger file beside
+# the checkpoint and written in the same transaction as it (docs/architecture.md §5.7).
+_COLD_SCHEMA: Final = (
+    "CREATE TABLE IF NOT EXISTS usage_windows (holder TEXT NOT NULL, benefit TEXT NOT NULL,"
+    " seq INTEGER NOT NULL, day INTEGER NOT NULL, qty INTEGER NOT NULL,"
+    " PRIMARY KEY (holder, benefit, seq)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS usage_lifetime (holder TEXT NOT NULL, benefit TEXT NOT NULL,"
+    " qty INTEGER NOT NULL, PRIMARY KEY (holder, benefit)) WITHOUT ROWID",
+)
+
+
+class SqliteCold:
+    """Reads one holder's cold uses; a read-only connection used on the event loop only
+    (two indexed point reads: tens of microseconds, cheaper than a thread hop)."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def holder(self, holder: str) -> ColdHolder:
+        windows: dict[str, dict[int, tuple[int, int]]] = {}
+        lifetime: dict[str, int] = {}
+        try:
+            for benefit, seq, day, qty in self._db.execute(
+                "SELECT benefit, seq, day, qty FROM usage_windows WHERE holder = ?", (holder,)
+            ):
+                windows.setdefault(benefit, {})[seq] = (day, qty)
+            for benefit, qty in self._db.execute(
+                "SELECT benefit, qty FROM usage_lifetime WHERE holder = ?", (holder,)
+            ):
+                lifetime[benefit] = qty
+        except sqlite3.OperationalError as e:
+            if "no such table" not in str(e):
+                raise
+        return ColdHolder(windows=windows, lifetime=lifetime)
+
+
+def _writer(flush: Flush, *, replace: bool) -> Callable[[sqlite3.Connection], None]:
+    def write(db: sqlite3.Connection) -> None:
+        for stmt in _COLD_SCHEMA:
+            db.execute(stmt)
+        if replace:  # a rebuild: whatever an earlier ledger left goes
+            db.execute("DELETE FROM usage_windows")
+            db.execute("DELETE FROM usage_lifetime")
+        db.executemany(
+            "INSERT OR REPLACE INTO usage_windows (holder, benefit, seq, day, qty)"
+            " VALUES (?, ?, ?, ?, ?)",
+            flush.windows,
+        )
+        db.executemany(
+            "DELETE FROM usage_windows WHERE holder = ? AND benefit = ? AND seq = ?",
+            flush.voided,
+        )
+        db.executemany(
+            "INSERT INTO usage_lifetime (holder, benefit, qty) VALUES (?, ?, ?)"
+            " ON CONFLICT (holder, benefit) DO UPDATE SET qty = qty + excluded.qty",
+            flush.lifetime,
+        )
+        if flush.lifetime:
+            db.execute("DELETE FROM usage_lifetime WHERE qty = 0")
+        if flush.horizon is not None:  # windows that closed
+            db.execute("DELETE FROM usage_windows WHERE day < ?", (flush.horizon,))
+
+    return write
+
+
+async def save_book(store: LedgerStore, book: UsageBook, *, replace: bool = False) -> None:
+    """Checkpoint the book: its snapshot and its cold tables in one transaction."""
+    seq = book.last_seq
+    flush, body = book.begin_flush()
+    try:
+        await store.save_derived(CHECKPOINT, seq, body, _writer(flush, replace=replace))
+    except BaseException:
+        book.abort_flush()
+        raise
+    book.end_flush()
 
 
 @dataclass(frozen=True)
@@ -40,6 +123,7 @@ class UsageLoad:
     checkpoint_seq: int | None  # None: rebuilt from the whole ledger
     replayed: int  # entries read after the checkpoint (all of them on a rebuild)
     seconds: float
+    cold: SqliteCold  # close it after the book (the daemon's exit stack does)
 
 
 async def load_usage(
@@ -54,10 +138,11 @@ async def load_usage(
     t0 = time.perf_counter()
     tracked = lifetime_benefits(rules)
     book: UsageBook | None = None
+    cold = SqliteCold(store.path)
     saved = await store.load_derived(CHECKPOINT)
     if saved is not None:
         try:
-            book = UsageBook.restore(saved[1])
+            book = UsageBook.restore(saved[1], cold=cold)
         except ValueError as e:
             log.warning("usage_checkpoint_unusable", reason=str(e))
         else:
@@ -66,7 +151,9 @@ async def load_usage(
                 book = None
     checkpoint_seq = None if book is None else book.last_seq
     if book is None:
-        book = UsageBook(tz=tz, today=today, tracked=tracked, points_floor=points_floor or 0)
+        book = UsageBook(
+            tz=tz, today=today, tracked=tracked, points_floor=points_floor or 0, cold=cold
+        )
     else:
         book.prune(today=today, points_floor=points_floor)
         await _learn(store, book, book.needs_history(tracked))
@@ -79,10 +166,10 @@ async def load_usage(
     seconds = time.perf_counter() - t0
     if checkpoint_seq is None:
         log.info("usage_rebuilt", entries=replayed, seconds=round(seconds, 3), **book.sizes())
-        await store.save_derived(CHECKPOINT, book.last_seq, book.snapshot())
+        await save_book(store, book, replace=True)
     else:
         log.info("usage_loaded", checkpoint_seq=checkpoint_seq, replayed=replayed)
-    return UsageLoad(book, checkpoint_seq, replayed, seconds)
+    return UsageLoad(book, checkpoint_seq, replayed, seconds, cold)
 
 
 async def _learn(store: LedgerStore, book: UsageBook, benefits: frozenset[str]) -> None:
@@ -151,5 +238,5 @@ class UsageKeeper:
 
     async def _save(self) -> None:
         seq = self.book.last_seq
-        await self._store.save_derived(CHECKPOINT, seq, self.book.snapshot())
+        await save_book(self._store, self.book)
         self._saved_seq = seq
