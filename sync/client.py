@@ -258,7 +258,7 @@ class SyncClient:
             if "HTTP 404" in e.message and not self._catalog.leases():
                 return None  # a city without leases: the persons_used count applies
             self._lease_problem(f"lease for {benefit}: {e.message}")
-            return None
+            return self._catalog.leases().get(benefit)  # the grant held stays
         rules = self._catalog.rules
         limit = (
             next((b.max_persons for b in rules.benefits if b.id == benefit), None)
