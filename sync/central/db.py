@@ -341,6 +341,11 @@ def _prepare(db: sqlite3.Connection) -> None:
         version = _meta(db, "schema")
     if version != SCHEMA_VERSION:
         raise CentralError(f"database schema {version}, this server knows {SCHEMA_VERSION}")
+    # A replaced card's balance and late entries go to its holder's current card.
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS cards_by_holder ON cards"
+        " (json_extract(body, '$.holder.id')) WHERE removed = 0"
+    )
     usage = _meta_or(db, "usage_schema", 0)
     if usage > USAGE_SCHEMA:
         raise CentralError(f"database usage schema {usage}, this server knows {USAGE_SCHEMA}")
@@ -585,6 +590,8 @@ class CentralDB:
                     "UPDATE cards SET body = ?, version = ? WHERE number = ?",
                     (_card_encoder.encode(d), version, number),
                 )
+                if status == CardStatus.REPLACED:
+                    _move_balance(db, number, version, self._now())
                 return True
 
             return _tx(db, body)
@@ -801,16 +808,61 @@ def _append_tx(
     return _tx(db, body)
 
 
+def _current_card(db: sqlite3.Connection, number: str) -> str:
+    """The card whose balance an entry of ``number`` credits: itself, or for a replaced
+    card its holder's active card (the holder id shared by a person's cards)."""
+    row = db.execute(
+        "SELECT json_extract(body, '$.status'), json_extract(body, '$.holder.id') FROM cards"
+        " WHERE number = ? AND removed = 0",
+        (number,),
+    ).fetchone()
+    if row is None or row[0] != CardStatus.REPLACED.value or not row[1]:
+        return number
+    current = db.execute(
+        "SELECT number FROM cards WHERE json_extract(body, '$.holder.id') = ? AND removed = 0"
+        " AND json_extract(body, '$.status') = 'active' AND number != ? ORDER BY number LIMIT 1",
+        (row[1], number),
+    ).fetchone()
+    return number if current is None else str(current[0])
+
+
+def _move_balance(db: sqlite3.Connection, number: str, version: int, now: str) -> None:
+    """A card was replaced: its balance moves to the holder's current card (both go into
+    the next delta)."""
+    target = _current_card(db, number)
+    if target == number:
+        return  # no current card yet: the balance stays until one is issued
+    (points,) = db.execute("SELECT points FROM cards WHERE number = ?", (number,)).fetchone()
+    if not points:
+        return
+    db.execute(
+        "UPDATE cards SET points = 0, points_as_of = ?, version = ? WHERE number = ?",
+        (now, version, number),
+    )
+    db.execute(
+        "UPDATE cards SET points = points + ?, points_as_of = ?, version = ? WHERE number = ?",
+        (points, now, version, target),
+    )
+    log.info("card_balance_moved", points=points, to_version=version)
+
+
 def _apply_effects(
     db: sqlite3.Connection, partner_id: str, entries: Iterable[Entry], now: str
 ) -> None:
-    """Card balances and the benefits' distinct residents, from newly received entries."""
+    """Card balances and the benefits' distinct residents, from newly received entries.
+
+    An entry made on a replaced card (a till that had not heard yet) credits the
+    holder's current card."""
     deltas: dict[str, int] = {}
     uses: set[tuple[str, str]] = set()
+    current: dict[str, str] = {}
     for e in entries:
         if e.card is None:
             continue
-        deltas[e.card] = deltas.get(e.card, 0) + e.points_earned - e.points_redeemed
+        if e.card not in current:
+            current[e.card] = _current_card(db, e.card)
+        target = current[e.card]
+        deltas[target] = deltas.get(target, 0) + e.points_earned - e.points_redeemed
         if e.kind == EntryKind.SALE:
             uses.update((bid, e.card) for bid in e.benefits)
     changed = [(d, card) for card, d in deltas.items() if d]
