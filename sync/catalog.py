@@ -167,6 +167,10 @@ class Catalog:
             await writer.executescript(_SCHEMA)
             reader = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
             await reader.execute("PRAGMA query_only=1")
+            # Point lookups of a few pages each: SQLite's 2 MB default per connection only
+            # fills with pages of cards long gone, and stays in the daemon's RSS.
+            await reader.execute("PRAGMA cache_size=-512")
+            await writer.execute("PRAGMA cache_size=-1024")
             rows = await writer.execute_fetchall("SELECT key, value FROM meta")
         except (sqlite3.Error, OSError) as e:
             for conn in (reader, writer):

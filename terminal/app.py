@@ -276,6 +276,12 @@ class Daemon:
             await asyncio.sleep(MAINTAIN_EVERY_S)
             await self._keep_usage()
 
+    async def _track_history(self) -> None:
+        try:
+            await self.keeper.ensure_tracked(self.catalog.rules)
+        except Exception as e:  # a sale that needs the counts tries again (and says why)
+            log.error("usage_history_unreadable", error=str(e))
+
     async def _check_integrity(self) -> None:
         """The whole file's consistency check, after READY: it never blocks a sale."""
         self.service.integrity = ("running", None)
@@ -356,6 +362,9 @@ class Daemon:
                     head_seq=self.store.head.seq,
                 )
                 tg.create_task(self._check_integrity())
+                # Lifetime counts the rules need and the checkpoint lacks: read once now,
+                # in the background (a sale that needs them waits for it).
+                tg.create_task(self._track_history())
                 if on_ready is not None:
                     on_ready(self)
                 await self.stopping.wait()

@@ -52,6 +52,7 @@ class SqliteCold:
 
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self._db.execute("PRAGMA cache_size=-512")  # point reads: a small cache is enough
 
     def close(self) -> None:
         self._db.close()
@@ -155,8 +156,9 @@ async def load_usage(
             tz=tz, today=today, tracked=tracked, points_floor=points_floor or 0, cold=cold
         )
     else:
+        # A benefit the rules newly limit is learnt after READY (UsageKeeper.ensure_tracked,
+        # started by the daemon), never by reading the history before the till is up.
         book.prune(today=today, points_floor=points_floor)
-        await _learn(store, book, book.needs_history(tracked))
     replayed = 0
     async for entry in store.iter_after(book.last_seq, batch=_BATCH):
         book.apply(entry)

@@ -196,7 +196,7 @@ class SaleService:
 
     async def _card(self, number: str) -> CardRecord:
         await self._keeper.ensure_tracked(self._catalog.rules)
-        if self._cards_version != self._catalog.cards_version or len(self._cards) > 4096:
+        if self._cards_version != self._catalog.cards_version or len(self._cards) > 1024:
             self._cards.clear()
             self._cards_version = self._catalog.cards_version
         card = self._cards.get(number)
