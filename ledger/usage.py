@@ -47,7 +47,7 @@ from ledger.periods import window_dates
 # The local days whose totals the book keeps (today and yesterday: a Z report after
 # midnight still finds the day it closes).
 DAYS_KEPT: Final = 2
-SNAPSHOT_FORMAT: Final = 4
+SNAPSHOT_FORMAT: Final = 5
 
 
 def open_horizon(today: date) -> date:
@@ -70,7 +70,7 @@ class BookSnapshot(msgspec.Struct, array_like=True, frozen=True):
     uses: list[tuple[str, str, int, int, int]]
     ever_qty: dict[str, dict[str, int]]
     cold_voided: list[tuple[str, str, int]]
-    admitted: dict[str, dict[str, int]]
+    admitted: dict[str, int]
     pending: dict[str, tuple[bytes, list[str]]]  # benefit -> (int64 seqs, holders)
     redeems: list[tuple[str, int]]
     days: dict[str, list[int]]
@@ -156,8 +156,9 @@ class UsageBook:
         self._redeems: dict[int, tuple[str, int]] = {}
         self._redeem_count: dict[tuple[str, int], int] = {}
         self._days: dict[str, DayTotals] = {}
-        # benefit -> {holder: sales not voided that admitted them as a new person}
-        self._admitted: dict[str, dict[str, int]] = {}
+        # benefit -> sales that admitted a new person within a lease (a void never takes
+        # one back: docs/architecture.md §5.8), so a count, not a set of holders
+        self._admitted: dict[str, int] = {}
 
     @classmethod
     def from_entries(
@@ -211,15 +212,9 @@ class UsageBook:
                 points = self._points[card] = array("q")
             points.extend((entry.seq, unix_ms(parse_ts(entry.ts)), delta))
         who = card if not isinstance(entry.holder, str) else sys.intern(entry.holder)
-        if isinstance(entry.persons_new, tuple) and entry.kind in (EntryKind.SALE, EntryKind.VOID):
-            step = 1 if entry.kind == EntryKind.SALE else -1
+        if isinstance(entry.persons_new, tuple) and entry.kind == EntryKind.SALE:
             for b in entry.persons_new:
-                by_holder = self._admitted.setdefault(b, {})
-                left = by_holder.get(who, 0) + step
-                if left > 0:
-                    by_holder[who] = left
-                else:
-                    by_holder.pop(who, None)
+                self._admitted[b] = self._admitted.get(b, 0) + 1
         if entry.kind == EntryKind.SALE:
             self._apply_sale(entry, card, who)
         elif entry.kind == EntryKind.VOID and entry.ref is not None:
@@ -466,7 +461,7 @@ class UsageBook:
         book._ever_qty = {b: {intern(c): n for c, n in m.items()} for b, m in s.ever_qty.items()}
         for h, b, seq in s.cold_voided:
             book._cold_voided.setdefault((intern(h), b), set()).add(seq)
-        book._admitted = {b: {intern(c): n for c, n in m.items()} for b, m in s.admitted.items()}
+        book._admitted = dict(s.admitted)
         for benefit, (raw_seqs, whos) in s.pending.items():
             seqs = array("q")
             seqs.frombytes(raw_seqs)
@@ -609,7 +604,7 @@ class UsageBook:
 
     def admitted(self, benefit: str) -> int:
         """New persons this till admitted to ``benefit`` within its leases (for good)."""
-        return len(self._admitted.get(benefit, ()))
+        return self._admitted.get(benefit, 0)
 
     def pending_persons(self, benefit: str) -> frozenset[str]:
         """Distinct holders with uses of ``benefit`` the server has not acknowledged yet."""
@@ -636,7 +631,7 @@ class UsageBook:
             "window_uses": sum(len(v) for v in self._uses.values()),
             "lifetime_pairs": sum(len(v) for v in self._ever_qty.values()),
             "pending_uses": sum(len(v[0]) for v in self._pending.values()),
-            "admitted": sum(len(v) for v in self._admitted.values()),
+            "admitted": sum(self._admitted.values()),
         }
 
 

@@ -22,6 +22,7 @@ original.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ log = structlog.get_logger()
 
 JobState = Literal["queued", "printing", "printed", "failed"]
 DONE: Final = ("printed", "failed")
+FINISHED_KEPT: Final = 256
 DRAWER_TTL_S: Final = 10.0
 
 _SCHEMA: Final = """
@@ -121,7 +123,10 @@ class PrintQueue:
         self._idle_poll_s = idle_poll_s
         self._wake = asyncio.Event()
         self._changed = asyncio.Condition()
+        # Job states in memory: every unfinished job, and the last finished ones (a waiter
+        # may still look); older finished states are read back from the table.
         self._states: dict[int, JobState] = {}
+        self._finished: collections.deque[int] = collections.deque()
         self._drawer: dict[int, float] = {}  # job id -> monotonic deadline
         self._status = PrinterStatus("unknown", "not asked yet")
         self._silent = False  # the printer never answers status queries
@@ -407,6 +412,17 @@ class PrintQueue:
         async with self._changed:
             self._states[job_id] = state
             self._changed.notify_all()
+        if state in DONE:
+            self._forget_finished(job_id)
+
+    def _forget_finished(self, job_id: int) -> None:
+        """Keep the states of the last FINISHED_KEPT finished jobs; a daemon that prints
+        for months must not hold one per receipt it ever printed."""
+        self._finished.append(job_id)
+        while len(self._finished) > FINISHED_KEPT:
+            old = self._finished.popleft()
+            if self._states.get(old) in DONE:
+                del self._states[old]
 
     async def _attempt(self, job_id: int, copy: bool, blob: bytes) -> bool:
         """Try to print one job; True when it is finished (printed or failed for good)."""

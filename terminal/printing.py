@@ -37,7 +37,6 @@ class Printing:
         self._store = store
         self._policy = policy
         self._zone = cfg.terminal.timezone
-        self._jobs: dict[int, int] = {}  # entry seq -> original job id (this run)
 
     def _partner(self) -> Partner:
         rules = self._catalog.rules
@@ -88,8 +87,6 @@ class Printing:
             return "none"
         data = await self.receipt_data(entry, card=card, voided=voided)
         job = await self._queue.enqueue(data, copy=copy, drawer=False)
-        if not copy:
-            self._jobs[entry.seq] = job
         state = await self._queue.wait(job, self._cfg.printer.sale_wait_s)
         return _receipt_status(str(state))
 

@@ -127,5 +127,8 @@ async def check_ledger(cfg: Config, clock: Clock) -> tuple[Check, Head | None]:
             ),
             head,
         )
-    detail = f"head seq {head.seq} ({head.hash[:12]}…), chain verified in {took:.2f} s"
+    detail = (
+        f"head seq {head.seq} ({head.hash[:12]}…), file checked (quick_check) and chain"
+        f" verified in {took:.2f} s"
+    )
     return ok(what, detail), head

@@ -10,6 +10,7 @@ across three tills while the city is unreachable for the whole test.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from sync.central.demo_data import demo_number
-from tests.sync.central_harness import CentralHarness
+from tests.sync.central_harness import PARTNER, CentralHarness
 from tests.terminal.daemon_harness import DaemonHarness, running_daemon
 
 ANNA = demo_number(1)  # 340 points, holder H-0001
@@ -179,3 +180,23 @@ async def test_a_persons_limit_holds_across_three_tills_with_the_city_down(
         for till in all_tills:
             status, body = await sell(till, newcomer, TASTING)
             assert refused(status, body, "persons_limit_reached"), body
+
+
+async def test_a_till_gives_back_unused_slots_at_day_close(tmp_path: Path) -> None:
+    city = City()
+    async with tills(tmp_path, 2, city) as (a, b):
+        held = await a.central.db.leases(PARTNER, TASTING)
+        assert held["T-0001"][0] == 2  # its first cycle took the two places left
+        assert held["T-0002"][0] == 0
+        assert (await sell(a, ANNA, TASTING))[0] == 201  # one used
+        status, body = await a.call("POST", "/day/close")
+        assert status in (200, 201), body
+        async with asyncio.timeout(10):  # the release runs beside the Z report
+            while True:
+                if (await a.central.db.leases(PARTNER, TASTING))["T-0001"][0] == 1:
+                    break
+                await asyncio.sleep(0.02)
+        # the place A gave back is B's at its next cycle
+        await b.daemon.sync_cycle()
+        assert (await b.central.db.leases(PARTNER, TASTING))["T-0002"][0] == 1
+        assert (await sell(b, JERZY, TASTING))[0] == 201
