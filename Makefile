@@ -39,11 +39,14 @@ bench: setup
 	$(BIN)/python -m benchmarks
 
 # One seeded fault-injection run of the whole till: make chaos SEED=42 SALES=1000
+# TILLS=3: three tills of one partner against one city, with partitions (SALES per till)
 SEED ?= 1
 SALES ?= 200
+TILLS ?= 1
 chaos: setup
-	CHAOS_SEEDS=$(SEED) CHAOS_SALES=$(SALES) $(BIN)/python -m pytest -s -q \
-		tests/chaos/test_chaos.py -k "chaos_run" -p no:cacheprovider
+	CHAOS_SEEDS=$(SEED) CHAOS_SALES=$(SALES) CHAOS_TILLS=$(TILLS) $(BIN)/python -m pytest -s -q \
+		tests/chaos/test_chaos.py -k "$(if $(filter 1,$(TILLS)),chaos_run,chaos_tills)" \
+		-p no:cacheprovider
 
 # dist/kartapos_<version>_<arch>.deb (KARTAPOS_DEB_COMPRESSION=xz|gzip|zstd|none)
 deb: setup

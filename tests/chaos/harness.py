@@ -4,7 +4,8 @@ The daemon (`kartapos run`) is a child process with a pseudo-terminal magnetic-s
 reader behind a symlink (unplug = the pty goes away, replug = a new one), its state dir
 on a small tmpfs (so "disk full" is real), a shiftable wall clock and armable fault
 points. The reference city server and the loopback ESC/POS printer run in this process,
-with faults injected by a middleware and by the printer's scripted modes.
+with faults injected by a middleware and by the printer's scripted modes. A multi-till
+run (tests/chaos/tills.py) runs one ChaosRun per till against a shared city.
 """
 
 from __future__ import annotations
@@ -150,8 +151,9 @@ class Pty:
 
 
 class ChaosRun:
-    def __init__(self, root: Path, schedule: Schedule) -> None:
+    def __init__(self, root: Path, schedule: Schedule, *, terminal: str = TERMINAL) -> None:
         self.root = root
+        self.terminal = terminal
         self.sched = schedule
         self.rng = random.Random(f"run:{schedule.seed}")
         self.state = root / "state"
@@ -178,6 +180,7 @@ class ChaosRun:
         self.terminal_token = secrets.token_urlsafe(24)
         self.op_index = 0
         self.restarts = 0
+        self.tag = ""  # printed before "op": a multi-till run names the till
 
     # --- set-up ------------------------------------------------------------------------
 
@@ -201,7 +204,7 @@ class ChaosRun:
         self.cfg_path.write_text(
             f"""
 [terminal]
-id = "{TERMINAL}"
+id = "{self.terminal}"
 partner_id = "{PARTNER}"
 state_dir = "{self.state}"
 
@@ -495,7 +498,7 @@ format = "json"
 
     async def revert(self, f: Fault) -> None:
         k = f.kind
-        print(f"chaos: op {self.op_index}: end of {k}", flush=True)
+        print(f"chaos: {self.tag}op {self.op_index}: end of {k}", flush=True)
         if k == "fault_points":
             self.armed = {}
             self.kill9()
@@ -564,7 +567,7 @@ format = "json"
             await self._start_central()
             assert self.central is not None
             await seed_demo_into(self.central.db)
-            await self.central.db.enrol(TERMINAL, PARTNER, self.terminal_token, None)
+            await self.central.db.enrol(self.terminal, PARTNER, self.terminal_token, None)
             self.pty = Pty(self.reader_link)
             self._write_config()
             async with aiohttp.ClientSession() as self.http:
@@ -627,8 +630,8 @@ format = "json"
 
     # --- what must hold ----------------------------------------------------------------
 
-    async def check(self) -> None:
-        v = self.report.violations
+    async def ledger_entries(self) -> list[dict[str, Any]]:
+        """Every entry of the daemon's ledger, through its API."""
         entries: list[dict[str, Any]] = []
         after = 0
         while True:
@@ -638,6 +641,11 @@ format = "json"
                 break
             entries += page["entries"]
             after = entries[-1]["seq"]
+        return entries
+
+    async def check(self) -> None:
+        v = self.report.violations
+        entries = await self.ledger_entries()
         self.report.entries = len(entries)
         by_sale = {e["sale_id"]: e for e in entries if e["kind"] == "sale"}
         ids = [e["sale_id"] for e in entries if e["kind"] == "sale"]
@@ -666,10 +674,10 @@ format = "json"
 
         # The city server holds exactly this terminal's entries, each once.
         assert self.central is not None
-        server = await self.central.db.entries(TERMINAL)
+        server = await self.central.db.entries(self.terminal)
         if server != entries:
             v.append(f"server holds {len(server)} entries, terminal {len(entries)}; they differ")
-        row = await self.central.db.terminal(TERMINAL)
+        row = await self.central.db.terminal(self.terminal)
         if row is None or (row.head.seq, row.head.hash) != (
             entries[-1]["seq"],
             entries[-1]["hash"],

@@ -31,6 +31,15 @@ FaultKind = Literal[
 ]
 FAULT_KINDS: tuple[FaultKind, ...] = FaultKind.__args__  # type: ignore[attr-defined]
 
+# Multi-till runs (tests/chaos/tills.py) add one kind: the line between one till and the
+# city is cut (every request of that till's token fails at the transport), then healed.
+TillFaultKind = Literal[FaultKind, "partition"]
+TILL_FAULT_KINDS: tuple[TillFaultKind, ...] = (*FAULT_KINDS, "partition")
+# The limited benefits of the demo partner P-0001 the multi-till workload asks for by
+# name: once a day (balance > 200), a persons limit (2 of 50 persons left), 4 hours a
+# month (age 16-26).
+LIMITED_BENEFITS: tuple[str, ...] = ("B-104", "B-105", "B-106")
+
 OpKind = Literal["sale", "void", "reprint", "day_close", "sync", "swipe"]
 
 
@@ -42,11 +51,13 @@ class Op:
     benefit_pick: float = -1.0  # < 0: no benefit; else which available one
     redeem_pick: float = -1.0  # < 0: no redemption; else which tier
     target: float = 0.0  # void/reprint: which earlier sale
+    benefit: str = ""  # multi-till: ask for this limited benefit by name ("" : none)
+    qty: int = 1  # ... in this quantity (its unit: pieces, hours)
 
 
 @dataclass(frozen=True)
 class Fault:
-    kind: FaultKind
+    kind: TillFaultKind  # a FaultKind; "partition" only in multi-till schedules
     lasts: int  # workload ops until the fault is undone
     delay_ms: int = 0  # kill9: how long after the sales went out
     odds: float = 0.0  # fault_points: probability at each armed point
@@ -99,7 +110,7 @@ def _op(rng: random.Random) -> Op:
     return Op(kind=kind, card=rng.randrange(1000), target=rng.random())
 
 
-def _fault(rng: random.Random, kind: FaultKind) -> Fault:
+def _fault(rng: random.Random, kind: TillFaultKind) -> Fault:
     return Fault(
         kind=kind,
         lasts=rng.randrange(3, 12),
@@ -133,3 +144,57 @@ def make_schedule(seed: int, sales: int) -> Schedule:
     for kind in kinds[k:]:
         sched.steps.append(_fault(rng, kind))
     return sched
+
+
+def _till_op(rng: random.Random) -> Op:
+    """An op of a multi-till schedule: 40 % of the sales name a limited benefit."""
+    op = _op(rng)
+    if op.kind != "sale" or rng.random() >= 0.4:
+        return op
+    benefit = rng.choices(LIMITED_BENEFITS, weights=(4, 3, 3))[0]
+    return Op(
+        kind="sale",
+        card=op.card,
+        amount_gr=op.amount_gr,
+        benefit=benefit,
+        qty=rng.randint(1, 3) if benefit == "B-106" else 1,
+    )
+
+
+def make_till_schedules(seed: int, tills: int, sales: int) -> list[Schedule]:
+    """One schedule per till T-0001..T-000N of a multi-till run, ``sales`` sales each.
+
+    Each till's ops are drawn from ``(seed, till)``. Every till is partitioned from the
+    city at least twice (once more per 50 sales). With 200 sales or more a till gets
+    every single-till fault kind (once more per 200 sales); with fewer the kinds are
+    dealt over the tills, so the run as a whole has every kind once (a shorter run).
+    """
+    deal = random.Random(f"tills:{seed}:{tills}")
+    rounds = sales // 200
+    kinds: list[list[TillFaultKind]] = []
+    if rounds:
+        kinds = [[k for _ in range(rounds) for k in FAULT_KINDS] for _ in range(tills)]
+    else:
+        dealt = list(FAULT_KINDS)
+        deal.shuffle(dealt)
+        kinds = [list(dealt[i::tills]) for i in range(tills)]
+    out = []
+    for i in range(tills):
+        rng = random.Random(f"{seed}:{i + 1}")
+        mine = kinds[i] + ["partition"] * max(2, sales // 50)
+        rng.shuffle(mine)
+        at = sorted(rng.sample(range(3, max(sales, len(mine) + 4)), len(mine)))
+        sched = Schedule(seed=seed, sales=sales)
+        made = k = 0
+        while made < sales:
+            op = _till_op(rng)
+            sched.steps.append(op)
+            if op.kind == "sale":
+                while k < len(at) and at[k] <= made:
+                    sched.steps.append(_fault(rng, mine[k]))
+                    k += 1
+                made += 1
+        for kind in mine[k:]:
+            sched.steps.append(_fault(rng, kind))
+        out.append(sched)
+    return out
