@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import msgspec
@@ -43,6 +43,7 @@ from sync.wire import (
 log = structlog.get_logger()
 
 MAX_LINE_BYTES = 64 * 1024
+_H = TypeVar("_H")
 _BATCH = 5000
 
 _SCHEMA = """
@@ -380,14 +381,7 @@ class Catalog:
         full = False
         version: int | None = None
         try:
-            first = await anext(lines, None)
-            if first is None:
-                raise FeedRejected("empty usage feed (no header line)")
-            self._check_size(first, 1)
-            try:
-                header = decode_usage_header(first)
-            except WireError as e:
-                raise FeedRejected(f"line 1: {e}") from None
+            header = await self._header(lines, decode_usage_header, "usage feed")
             full, version = header.full, header.version
             meta: dict[str, str | None] = {
                 "usage_version": str(header.version),
@@ -505,14 +499,7 @@ class Catalog:
         full = False
         version: int | None = None
         try:
-            first = await anext(lines, None)
-            if first is None:
-                raise FeedRejected("empty feed (no header line)")
-            self._check_size(first, 1)
-            try:
-                header = decode_cards_header(first)
-            except WireError as e:
-                raise FeedRejected(f"line 1: {e}") from None
+            header = await self._header(lines, decode_cards_header, "feed")
             full, version = header.full, header.version
             async with self._write_lock:
                 cards, removed = await self._apply_locked(
@@ -533,6 +520,19 @@ class Catalog:
             return FeedResult(accepted=False, full=full, version=version, reason=str(e))
         log.info("card_feed_applied", full=full, version=version, cards=cards, removed=removed)
         return FeedResult(accepted=True, full=full, version=version, cards=cards, removed=removed)
+
+    async def _header(
+        self, lines: AsyncIterator[bytes], decode: Callable[[bytes], _H], what: str
+    ) -> _H:
+        """A feed's first line through its decoder, or FeedRejected saying why not."""
+        first = await anext(lines, None)
+        if first is None:
+            raise FeedRejected(f"empty {what} (no header line)")
+        self._check_size(first, 1)
+        try:
+            return decode(first)
+        except WireError as e:
+            raise FeedRejected(f"line 1: {e}") from None
 
     def _check_size(self, line: bytes, n: int) -> None:
         if len(line) > self._max_line:

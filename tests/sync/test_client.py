@@ -23,34 +23,23 @@ from tests.sync.test_client_env import (
     Handler,
     answer,
     append_sales,
+    catalog,
     central,
     commit_then_500,
     commit_then_drop,
     commit_then_hang,
     local_entries,
+    running_env,
+    store,
 )
+
+__all__ = ["catalog", "store"]  # fixtures used here
 
 
 @pytest.fixture
 async def env(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Env]:
-    faults = Faults()
-    (tmp_path / "state").mkdir()
-    key = load_or_create_key(tmp_path / "state")
-    async with central(tmp_path, clock, faults, key) as server:
-        yield Env(tmp_path, clock, server, faults, key, [])
-        faults.release.set()
-
-
-@pytest.fixture
-async def store(env: Env) -> AsyncIterator[LedgerStore]:
-    async with await LedgerStore.open(env.tmp / "state" / "ledger.sqlite", terminal=TID) as s:
-        yield s
-
-
-@pytest.fixture
-async def catalog(env: Env) -> AsyncIterator[Catalog]:
-    async with await Catalog.open(env.tmp / "state" / "catalog.sqlite", env.clock) as c:
-        yield c
+    async with running_env(tmp_path, clock, seed=False) as e:
+        yield e
 
 
 async def assert_server_holds_exactly(env: Env, store: LedgerStore) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from config.loader import config_from_dict
@@ -25,7 +26,7 @@ from ledger.store import LedgerStore
 from sync.catalog import Catalog
 from sync.central.app import CentralServer
 from sync.client import SyncClient
-from sync.keys import TerminalKey
+from sync.keys import TerminalKey, load_or_create_key
 from tests.sync.central_harness import PARTNER, TERMINAL, CentralHarness
 
 TID = TERMINAL
@@ -251,3 +252,28 @@ async def central(
     ) as h:
         await h.db.enrol(TID, PID, TOKEN, key.public_key_b64)
         yield h.server
+
+
+@contextlib.asynccontextmanager
+async def running_env(tmp: Path, clock: FakeClock, *, seed: bool) -> AsyncIterator[Env]:
+    """The terminal's state dir and key beside a reference server (demo data with ``seed``)."""
+    faults = Faults()
+    (tmp / "state").mkdir()
+    key = load_or_create_key(tmp / "state")
+    async with central(tmp, clock, faults, key, seed=seed) as server:
+        yield Env(tmp, clock, server, faults, key, [])
+        faults.release.set()
+
+
+@pytest.fixture
+async def store(env: Env) -> AsyncIterator[LedgerStore]:
+    """The terminal's ledger (import it beside an ``env`` fixture)."""
+    async with await LedgerStore.open(env.tmp / "state" / "ledger.sqlite", terminal=TID) as s:
+        yield s
+
+
+@pytest.fixture
+async def catalog(env: Env) -> AsyncIterator[Catalog]:
+    """The terminal's catalogue (import it beside an ``env`` fixture)."""
+    async with await Catalog.open(env.tmp / "state" / "catalog.sqlite", env.clock) as c:
+        yield c

@@ -18,8 +18,16 @@ import structlog
 from ledger.clock import FakeClock
 from ledger.store import LedgerStore
 from sync.catalog import Catalog
-from sync.keys import load_or_create_key
-from tests.sync.test_client_env import TID, Env, Faults, answer, central
+from tests.sync.test_client_env import (
+    TID,
+    Env,
+    answer,
+    catalog,
+    running_env,
+    store,
+)
+
+__all__ = ["catalog", "store"]  # fixtures used here
 
 USAGE = "/v1/partners/P-0001/usage"
 LEASES = f"/v1/terminals/{TID}/leases"
@@ -29,24 +37,8 @@ TASTING = "B-105"  # the demo's persons-limited benefit: 50 persons, 48 used els
 
 @pytest.fixture
 async def env(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Env]:
-    faults = Faults()
-    (tmp_path / "state").mkdir()
-    key = load_or_create_key(tmp_path / "state")
-    async with central(tmp_path, clock, faults, key, seed=True) as server:
-        yield Env(tmp_path, clock, server, faults, key, [])
-        faults.release.set()
-
-
-@pytest.fixture
-async def store(env: Env) -> AsyncIterator[LedgerStore]:
-    async with await LedgerStore.open(env.tmp / "state" / "ledger.sqlite", terminal=TID) as s:
-        yield s
-
-
-@pytest.fixture
-async def catalog(env: Env) -> AsyncIterator[Catalog]:
-    async with await Catalog.open(env.tmp / "state" / "catalog.sqlite", env.clock) as c:
-        yield c
+    async with running_env(tmp_path, clock, seed=True) as e:
+        yield e
 
 
 HEADER = b'{"version":7,"full":true,"terminal_seq":0}\n'

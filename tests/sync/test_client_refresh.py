@@ -14,40 +14,25 @@ from ledger.clock import FakeClock
 from ledger.domain import CardRecord, CardStatus, Holder, Program
 from ledger.store import LedgerStore
 from sync.catalog import Catalog
-from sync.keys import load_or_create_key
 from sync.wire import CardsEnd, CardsHeader, encode_line
 from tests.sync.test_client_env import (
-    TID,
     CuttingProxy,
     Env,
-    Faults,
     answer,
-    central,
+    catalog,
+    running_env,
+    store,
 )
+
+__all__ = ["catalog", "store"]  # fixtures used here
 
 CARD = "01-000018"  # the demo data's first card, active
 
 
 @pytest.fixture
 async def env(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Env]:
-    faults = Faults()
-    (tmp_path / "state").mkdir()
-    key = load_or_create_key(tmp_path / "state")
-    async with central(tmp_path, clock, faults, key, seed=True) as server:
-        yield Env(tmp_path, clock, server, faults, key, [])
-        faults.release.set()
-
-
-@pytest.fixture
-async def store(env: Env) -> AsyncIterator[LedgerStore]:
-    async with await LedgerStore.open(env.tmp / "state" / "ledger.sqlite", terminal=TID) as s:
-        yield s
-
-
-@pytest.fixture
-async def catalog(env: Env) -> AsyncIterator[Catalog]:
-    async with await Catalog.open(env.tmp / "state" / "catalog.sqlite", env.clock) as c:
-        yield c
+    async with running_env(tmp_path, clock, seed=True) as e:
+        yield e
 
 
 async def test_full_then_delta_then_rules_not_modified(
