@@ -119,9 +119,13 @@ DEFAULT_REDEEM_TIERS: tuple[RedeemTier, ...] = (
 
 
 class Cashier(msgspec.Struct, frozen=True, kw_only=True):
+    """A cashier of the rules document; a ``manager`` also approves points overrides and
+    closes the day (docs/architecture.md §5.10)."""
+
     id: str
     name: str
     pin_hash: str  # see ledger.pins
+    role: Literal["cashier", "manager"] = "cashier"
 
 
 class Partner(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import time
 import uuid
@@ -22,13 +23,18 @@ import msgspec
 import structlog
 from aiohttp import WSMsgType, web
 
-from terminal.auth import COOKIE_NAME, PinThrottle, Session, SessionSigner
+from terminal.auth import COOKIE_NAME, Session, SessionBook
 from terminal.errors import Detail, Refused
 from terminal.events import EventHub
 from terminal.messages import message
+from terminal.pinguard import PinGuard
 from terminal.views import (
+    Approval,
     Caller,
     CardView,
+    CashierItem,
+    CashierList,
+    CloseDayBody,
     EntryResult,
     Health,
     LedgerPage,
@@ -38,6 +44,7 @@ from terminal.views import (
     ReprintResult,
     ResolveBody,
     SaleBody,
+    SessionView,
     SwipeBody,
     TillState,
     VoidBody,
@@ -57,6 +64,10 @@ STATUS_OF: Mapping[str, int] = {
     "rules_missing": 503,
     "ledger_write_failed": 503,
     "sync_failed": 503,
+    "bad_pin": 401,
+    "manager_required": 403,
+    "approval_refused": 403,
+    "pin_locked": 429,
 }
 
 
@@ -110,7 +121,6 @@ class Services(Protocol):
     async def close_day(self, caller: Caller) -> EntryResult: ...
     async def ledger(self, after: int, limit: int) -> LedgerPage: ...
     async def sync_now(self) -> dict[str, Any]: ...
-    async def login(self, pin: str) -> Caller | None: ...
     def state(self) -> TillState: ...
 
 
@@ -126,17 +136,17 @@ class ApiContext:
     services: Services
     hub: EventHub
     token: str
-    signer: SessionSigner
+    sessions: SessionBook
     origins: frozenset[str]
-    throttle: PinThrottle
+    guard: PinGuard
     wall_s: Callable[[], int]
-    mono_s: Callable[[], float]
     demo: DemoHooks | None = None
     secure_cookie: bool = False
 
 
 CTX = web.AppKey("ctx", ApiContext)
 CALLER = web.RequestKey("caller", Caller)
+SESSION = web.RequestKey("session", str)  # the session id of a cookie caller
 _json_encoder = msgspec.json.Encoder()
 
 
@@ -162,23 +172,60 @@ def _is_public(request: web.Request) -> bool:
     p = request.path
     if p in _PUBLIC or p.startswith("/web/"):
         return True
+    if p == "/api/v1/cashiers" and request.method == "GET":
+        return True  # the login screen's names (never a hash): asked before anyone logs in
     return p == "/api/v1/session" and request.method in ("POST", "GET")
 
 
-def caller_of(request: web.Request) -> Caller | None:
-    """The caller by bearer token or session cookie; None when neither is valid."""
+async def caller_of(request: web.Request) -> Caller | None:
+    """The caller by bearer token or session cookie; None when neither is valid.
+
+    ``X-Cashier`` counts only beside the bearer token, and only for a cashier the rules
+    know (403 ``unknown_cashier`` otherwise). A session whose cashier left the rules ends
+    here, at once (docs/architecture.md §5.10).
+    """
     ctx = request.app[CTX]
     auth = request.headers.get("Authorization", "")
     if auth.startswith("Bearer "):
-        if hmac.compare_digest(auth[7:].strip().encode(), ctx.token.encode()):
-            return Caller(request.headers.get("X-Cashier") or None, None)
-        return None
+        if not hmac.compare_digest(auth[7:].strip().encode(), ctx.token.encode()):
+            return None
+        named = request.headers.get("X-Cashier")
+        if not named:
+            return Caller(None, None)
+        who = ctx.guard.cashier(named)
+        if who is None:
+            raise ApiError("unknown_cashier", 403)
+        return Caller(who.id, who.name, who.role)
     cookie = request.cookies.get(COOKIE_NAME)
-    if cookie:
-        s: Session | None = ctx.signer.check(cookie, ctx.wall_s())
-        if s:
-            return Caller(s.cashier_id, s.cashier_name)
-    return None
+    if not cookie:
+        return None
+    s: Session | None = ctx.sessions.check(cookie, ctx.wall_s())
+    if s is None:
+        return None
+    cashier = ctx.guard.cashier(s.cashier_id)
+    if cashier is None:
+        await ctx.sessions.close(s.sid)
+        log.info("session_ended", cashier=s.cashier_id, why="cashier_not_in_rules")
+        return None
+    request[SESSION] = s.sid
+    return Caller(cashier.id, cashier.name, cashier.role)
+
+
+async def approved(request: web.Request, caller: Caller, approval: Approval | None) -> Caller:
+    """The caller with a manager's approval checked (their PIN goes through the throttle)."""
+    if approval is None:
+        return caller
+    guard = request.app[CTX].guard
+    manager = guard.cashier(approval.cashier)
+    if manager is None or manager.role != "manager":
+        raise Refused("approval_refused")
+    try:
+        await guard.check(manager.id, approval.pin)
+    except Refused as e:
+        if e.code == "bad_pin":
+            raise Refused("approval_refused") from None
+        raise
+    return dataclasses.replace(caller, approved_by=manager.id)
 
 
 @web.middleware
@@ -187,7 +234,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         resp: web.StreamResponse = await handler(request)
         return resp
     except Refused as e:
-        return error_response(e.code, status_of(e.code), e.message, e.details, e.reason, e.benefit)
+        resp = error_response(e.code, status_of(e.code), e.message, e.details, e.reason, e.benefit)
+        if e.code == "pin_locked" and "retry_after_s" in e.details:
+            resp.headers["Retry-After"] = str(e.details["retry_after_s"])
+        return resp
     except ApiError as e:
         return error_response(e.code, e.status, message(e.code), e.details)
     except web.HTTPException as e:
@@ -211,7 +261,7 @@ async def guard_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.warning("api_origin_refused", origin=origin, path=request.path)
         raise ApiError("origin_refused", 403)
     if not _is_public(request):
-        caller = caller_of(request)
+        caller = await caller_of(request)
         if caller is None:
             raise ApiError("unauthorized", 401)
         request[CALLER] = caller
@@ -301,7 +351,8 @@ async def sell(request: web.Request) -> web.StreamResponse:
         uuid.UUID(body.id)
     except ValueError:
         raise ApiError("invalid_request", 400, details={"field": "id"}) from None
-    return _written(await request.app[CTX].services.sell(body, _caller(request)))
+    caller = await approved(request, _caller(request), body.approval)
+    return _written(await request.app[CTX].services.sell(body, caller))
 
 
 async def void(request: web.Request) -> web.StreamResponse:
@@ -325,7 +376,10 @@ async def receipt_png(request: web.Request) -> web.StreamResponse:
 
 
 async def close_day(request: web.Request) -> web.StreamResponse:
-    return json_response(await request.app[CTX].services.close_day(_caller(request)), status=201)
+    raw = await request.read()
+    body: CloseDayBody = _decode(CloseDayBody, raw) if raw.strip() else CloseDayBody()
+    caller = await approved(request, _caller(request), body.approval)
+    return json_response(await request.app[CTX].services.close_day(caller), status=201)
 
 
 async def ledger(request: web.Request) -> web.StreamResponse:
@@ -338,34 +392,46 @@ async def sync_now(request: web.Request) -> web.StreamResponse:
     return json_response(await request.app[CTX].services.sync_now())
 
 
+async def cashiers(request: web.Request) -> web.StreamResponse:
+    guard = request.app[CTX].guard
+    items = [CashierItem(id=c.id, name=c.name, role=c.role) for c in guard.cashiers()]
+    return json_response(CashierList(cashiers=items))
+
+
+def _session_view(caller: Caller) -> SessionView:
+    assert caller.cashier_id is not None
+    return SessionView(
+        cashier=CashierItem(id=caller.cashier_id, name=caller.cashier_name or "", role=caller.role)
+    )
+
+
 async def session_get(request: web.Request) -> web.StreamResponse:
-    caller = caller_of(request)
+    caller = await caller_of(request)
     if caller is None or caller.cashier_id is None:
         raise ApiError("unauthorized", 401)
-    return json_response({"cashier": {"id": caller.cashier_id, "name": caller.cashier_name}})
+    return json_response(_session_view(caller))
 
 
 async def session_post(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     body: LoginBody = _decode(LoginBody, await request.read())
-    if ctx.throttle.locked(ctx.mono_s()):
-        raise ApiError("pin_locked", 429)
-    caller = await ctx.services.login(body.pin)
-    if caller is None or caller.cashier_id is None:
-        ctx.throttle.failed(ctx.mono_s())
-        log.warning("login_failed")
-        raise ApiError("bad_pin", 401)
-    ctx.throttle.succeeded()
-    cookie = ctx.signer.issue(caller.cashier_id, caller.cashier_name or "", ctx.wall_s())
-    resp = json_response({"cashier": {"id": caller.cashier_id, "name": caller.cashier_name}})
+    if not body.cashier:
+        raise Refused("cashier_required")
+    cashier = await ctx.guard.check(body.cashier, body.pin)
+    cookie = await ctx.sessions.open(cashier.id, ctx.wall_s())
+    resp = json_response(_session_view(Caller(cashier.id, cashier.name, cashier.role)))
     resp.set_cookie(
         COOKIE_NAME, cookie, httponly=True, samesite="Strict", path="/", secure=ctx.secure_cookie
     )
-    log.info("login", cashier=caller.cashier_id)
+    log.info("login", cashier=cashier.id, role=cashier.role)
     return resp
 
 
 async def session_delete(request: web.Request) -> web.StreamResponse:
+    sid = request.get(SESSION)
+    if sid is not None:
+        await request.app[CTX].sessions.close(sid)  # over on the server, not only the cookie
+        log.info("logout", cashier=_caller(request).cashier_id)
     resp = web.Response(status=204)
     resp.del_cookie(COOKIE_NAME, path="/")
     return resp
@@ -387,18 +453,32 @@ async def events(request: web.Request) -> web.StreamResponse:
             if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
                 return
 
-    reader = asyncio.ensure_future(drain_client())
+    async def send_events() -> None:
+        try:
+            async for ev in ctx.hub.subscribe(since):
+                if ws.closed:
+                    return
+                await ws.send_str(_json_encoder.encode(ev).decode())
+        except (ConnectionResetError, RuntimeError):
+            pass
+
+    # The stream ends when the screen goes, or at once when its session ends (logout,
+    # the cashier left the rules): no card of the next customer reaches a closed session.
+    sid = request.get(SESSION)
+    tasks: list[asyncio.Future[Any]] = [
+        asyncio.ensure_future(drain_client()),
+        asyncio.ensure_future(send_events()),
+    ]
+    if sid is not None:
+        tasks.append(asyncio.ensure_future(ctx.sessions.ended(sid).wait()))
     try:
-        async for ev in ctx.hub.subscribe(since):
-            if ws.closed or reader.done():
-                break
-            await ws.send_str(_json_encoder.encode(ev).decode())
-    except (ConnectionResetError, RuntimeError):
-        pass
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        reader.cancel()
-        with contextlib.suppress(BaseException):
-            await reader
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(BaseException):
+                await t
         await ws.close()
     return ws
 
@@ -433,6 +513,7 @@ def build_app(ctx: ApiContext, *, max_body_bytes: int) -> web.Application:
     r.add_get("/api/v1/health", health)
     r.add_get("/api/v1/state", state)
     r.add_get("/api/v1/events", events)
+    r.add_get("/api/v1/cashiers", cashiers)
     r.add_get("/api/v1/session", session_get)
     r.add_post("/api/v1/session", session_post)
     r.add_delete("/api/v1/session", session_delete)

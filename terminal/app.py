@@ -29,8 +29,9 @@ from sync.client import CycleResult, RefreshResult, SyncClient, UploadResult
 from sync.keys import load_or_create_key
 from sync.schedule import SyncScheduler
 from terminal.api import ApiContext, DemoHooks, build_app
-from terminal.auth import PinThrottle, SessionSigner, allowed_origins, load_api_token
+from terminal.auth import SessionBook, allowed_origins, load_api_token
 from terminal.events import EventHub
+from terminal.pinguard import PinGuard
 from terminal.printing import Printing
 from terminal.readmodels import UsageKeeper, load_usage
 from terminal.sale import SaleService, offline_policy
@@ -112,6 +113,8 @@ class _Syncer:
 
     async def _after(self) -> None:
         self._d.usage.set_acknowledged(self._d.sync.acked_seq)
+        # New rules without a cashier end that cashier's sessions now (§5.10).
+        await self._d.sessions.keep_only(self._d.guard.known)
         await self._d._keep_usage()
         give_back_memory()  # a feed or an upload of many entries leaves freed pages behind
         await self._d.push_health()
@@ -227,15 +230,22 @@ class Daemon:
             readers_info=self.readers_info,
         )
         host, port = parse_listen(cfg.api.listen)
+        catalog = self.catalog
+        self.guard = PinGuard.from_state_dir(
+            st,
+            lambda: catalog.rules.cashiers if catalog.rules else (),
+            lambda: clk.now().timestamp(),
+            admin_pin_hash=cfg.terminal.admin_pin_hash,
+        )
+        self.sessions = SessionBook.from_state_dir(st, cfg.api.session_ttl_s)
         ctx = ApiContext(
             services=self.service,
             hub=self.hub,
             token=load_api_token(st),
-            signer=SessionSigner.from_state_dir(st, cfg.api.session_ttl_s),
+            sessions=self.sessions,
             origins=allowed_origins(host, port, cfg.api.allowed_origins),
-            throttle=PinThrottle(),
+            guard=self.guard,
             wall_s=lambda: int(clk.now().timestamp()),
-            mono_s=clk.monotonic,
             demo=self.demo,
         )
         app = build_app(ctx, max_body_bytes=cfg.api.max_body_bytes)

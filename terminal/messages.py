@@ -12,7 +12,13 @@ from ledger.refusals import MESSAGES as ENGINE_MESSAGES
 API_MESSAGES: dict[str, str] = {
     "unauthorized": "Zaloguj się kodem PIN kasjera.",
     "bad_pin": "Nieprawidłowy PIN.",
-    "pin_locked": "Zbyt wiele błędnych prób. Spróbuj ponownie za chwilę.",
+    "pin_locked": "Zbyt wiele błędnych prób PIN-u tego kasjera. Spróbuj ponownie za chwilę.",
+    "cashier_required": "Wybierz swoje imię z listy, potem wpisz PIN.",
+    "unknown_cashier": "Nie ma takiego kasjera w regułach partnera.",
+    "manager_pin_too_short": "PIN kierownika ma co najmniej 6 cyfr.",
+    "manager_required": "Potrzebna zgoda kierownika: kierownik wybiera swoje imię i wpisuje PIN.",
+    "approval_refused": "Zgoda odrzucona: nieprawidłowy PIN kierownika albo ta osoba nie jest "
+    "kierownikiem.",
     "origin_refused": "Żądanie z obcej strony zostało odrzucone.",
     "invalid_request": "Nieprawidłowe żądanie.",
     "not_found": "Nie znaleziono.",
@@ -42,6 +48,11 @@ READ_MESSAGES: dict[str, str] = {
     "z aplikacji Karty Mieszkańca albo użyj karty.",
     "not_an_identity": "Ten identyfikator zbliżeniowy nie jest kartą (telefon lub karta bankowa).",
 }
+
+
+def pin_locked_message(seconds: int) -> str:
+    """``pin_locked`` with the wait: the cashier knows when to try again."""
+    return f"Zbyt wiele błędnych prób PIN-u tego kasjera. Spróbuj ponownie za {seconds} s."
 
 
 def message(code: str) -> str:

@@ -24,7 +24,6 @@ from ledger.cards import CardNumberError, mask
 from ledger.clock import Clock, format_ts, local_date
 from ledger.domain import CardRecord, Rules
 from ledger.entry import Draft, Entry, EntryKind, request_fields
-from ledger.pins import verify_pin
 from ledger.refusals import Refusal
 from ledger.rules import (
     CatalogState,
@@ -347,8 +346,22 @@ class SaleService:
         """An earlier write answered again, with its receipt's state."""
         return EntryResult(entry=entry, receipt=ReceiptState(status=await self._receipt_of(entry)))
 
+    def _need_manager(self, caller: Caller, what: str) -> None:
+        """Refuse ``manager_required`` unless a manager calls or approved (§5.10)."""
+        if not caller.may_approve:
+            raise Refused("manager_required", details={"for": what})
+        if caller.approved_by is not None:
+            log.info("manager_approved", what=what, manager=caller.approved_by)
+
     async def sell(self, body: SaleBody, caller: Caller) -> Written:
         number = self._normalise(body.card)
+        if body.points_override is not None:
+            if not caller.may_approve:
+                # A retry of a sale that was approved and written: answer with it.
+                existing = await self._store.by_sale_id(body.id)
+                if existing is not None:
+                    return await self._replayed(existing, body, number)
+            self._need_manager(caller, "points_override")
         async with self._card_lock(number):
             now = self._now()
             try:
@@ -441,6 +454,7 @@ class SaleService:
         now = self._now()
         today = local_date(now, self._tz).isoformat()
         self._refuse_close_without_news(today)
+        self._need_manager(caller, "day_close")
         summary = self._usage.day(today).summary()
         draft = Draft(
             ts=format_ts(now),
@@ -510,23 +524,6 @@ class SaleService:
             raise Refused("sync_failed")
         result: dict[str, Any] = await self._sync_now()
         return result
-
-    async def login(self, pin: str) -> Caller | None:
-        if not pin.isdigit() or not 4 <= len(pin) <= 12:
-            return None
-        rules = self._catalog.rules
-        cashiers = list(rules.cashiers) if rules else []
-        loop = asyncio.get_running_loop()
-        for c in cashiers:
-            # pbkdf2 takes ~50 ms: off the event loop.
-            if await loop.run_in_executor(None, verify_pin, pin, c.pin_hash):
-                return Caller(c.id, c.name)
-        admin = self._cfg.terminal.admin_pin_hash
-        if admin is not None:
-            ok: bool = await loop.run_in_executor(None, verify_pin, pin, admin)
-            if ok:
-                return Caller("admin", "Administrator")
-        return None
 
     # --- status ------------------------------------------------------------------------
 

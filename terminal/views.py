@@ -20,8 +20,16 @@ from ledger.rules import CardSnapshot, Quote
 # --- requests ------------------------------------------------------------------------
 
 
+class Approval(msgspec.Struct, kw_only=True, frozen=True):
+    """A manager's consent on the cashier's request: their id and PIN (§5.10)."""
+
+    cashier: str
+    pin: str
+
+
 class SaleBody(msgspec.Struct, kw_only=True, frozen=True):
-    """SALE of docs/architecture.md §5.3."""
+    """SALE of docs/architecture.md §5.3; ``approval`` lets a cashier write a points
+    override (docs/architecture.md §5.10)."""
 
     id: str
     card: str
@@ -31,6 +39,13 @@ class SaleBody(msgspec.Struct, kw_only=True, frozen=True):
     points_override: int | None = None
     override_reason: str | None = None
     benefit_quantities: dict[str, int] = {}
+    approval: Approval | None = None
+
+
+class CloseDayBody(msgspec.Struct, kw_only=True, frozen=True):
+    """The day close's optional body: a manager's approval when a cashier closes."""
+
+    approval: Approval | None = None
 
 
 class ResolveBody(msgspec.Struct, frozen=True):
@@ -41,20 +56,54 @@ class VoidBody(msgspec.Struct, frozen=True):
     reason: str = ""
 
 
-class LoginBody(msgspec.Struct, frozen=True):
+class LoginBody(msgspec.Struct, frozen=True, kw_only=True):
+    """A login: the cashier chosen on the screen, then their PIN (docs/architecture.md
+    §5.10); a body without ``cashier`` is refused with ``cashier_required``."""
+
     pin: str
+    cashier: str | None = None
 
 
 class SwipeBody(msgspec.Struct, frozen=True):
     key: str
 
 
+Role = Literal["cashier", "manager"]
+
+
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: a cashier session, or the API token (no cashier)."""
+    """Who is calling: a cashier session, or the API token (no cashier, or ``X-Cashier``).
+
+    ``approved_by`` is the manager whose PIN came with this request. The API token alone
+    is the box owner's key (a file only the daemon's user reads) and counts as a manager.
+    """
 
     cashier_id: str | None
     cashier_name: str | None
+    role: Role = "cashier"
+    approved_by: str | None = None
+
+    @property
+    def may_approve(self) -> bool:
+        """May write what needs a manager: points overrides, the day close."""
+        return self.cashier_id is None or self.role == "manager" or self.approved_by is not None
+
+
+class CashierItem(msgspec.Struct, frozen=True, kw_only=True):
+    """A name on the login screen (never the PIN hash)."""
+
+    id: str
+    name: str
+    role: Role
+
+
+class CashierList(msgspec.Struct, frozen=True, kw_only=True):
+    cashiers: list[CashierItem]
+
+
+class SessionView(msgspec.Struct, frozen=True, kw_only=True):
+    cashier: CashierItem
 
 
 # --- the card view -------------------------------------------------------------------

@@ -19,6 +19,8 @@ from terminal.views import (
     CardErrorEvent,
     CardEvent,
     CardView,
+    CashierList,
+    CloseDayBody,
     DeviceEvent,
     EntryResult,
     Health,
@@ -31,6 +33,7 @@ from terminal.views import (
     ResolveBody,
     SaleBody,
     SaleEvent,
+    SessionView,
     SwipeBody,
     TillState,
     VoidBody,
@@ -55,15 +58,6 @@ class Error(msgspec.Struct, kw_only=True):
     error: ErrorDetail
 
 
-class Cashier(msgspec.Struct, kw_only=True):
-    id: str
-    name: str | None
-
-
-class SessionView(msgspec.Struct, kw_only=True):
-    cashier: Cashier
-
-
 STRUCTS: tuple[type[Any], ...] = (
     Health,
     TillState,
@@ -78,7 +72,9 @@ STRUCTS: tuple[type[Any], ...] = (
     VoidBody,
     LoginBody,
     SwipeBody,
+    CloseDayBody,
     SessionView,
+    CashierList,
     Error,
     CardEvent,
     CardErrorEvent,
@@ -106,6 +102,14 @@ def _body(name: str) -> dict[str, Any]:
 
 AUTH = {"401": _err("No valid API token or cashier session (`unauthorized`).")}
 BAD = {"400": _err("Not JSON, or not the body's shape (`invalid_request`).")}
+# A request that needs a manager (docs/architecture.md §5.10).
+MANAGER = {
+    "403": _err(
+        "`manager_required`: a cashier asks; send `approval` (a manager's id and PIN), or "
+        "`approval_refused`: that PIN is wrong or that person is no manager."
+    ),
+    "429": _err("`pin_locked`: the manager's PIN was tried too often; `details.retry_after_s`."),
+}
 CARD = {
     "404": _err("`card_unknown`: the number is not on the card list."),
     "422": _err(
@@ -140,6 +144,14 @@ def paths() -> dict[str, Any]:
                 "responses": {"200": _ok("TillState", "The till."), **AUTH},
             }
         },
+        "/api/v1/cashiers": {
+            "get": {
+                "operationId": "cashiers",
+                "summary": "The names the login screen lists (id, name, role; never a PIN hash).",
+                "security": [{}],
+                "responses": {"200": _ok("CashierList", "The cashiers of the rules.")},
+            }
+        },
         "/api/v1/session": {
             "get": {
                 "operationId": "sessionGet",
@@ -149,19 +161,28 @@ def paths() -> dict[str, Any]:
             },
             "post": {
                 "operationId": "login",
-                "summary": "Log a cashier in with a PIN; sets the session cookie.",
+                "summary": "Log the chosen cashier in with their PIN; sets the session cookie.",
+                "description": "Throttled per cashier: every try is counted before the PIN "
+                "is checked, one check at a time, with a wait doubling after failures "
+                "(docs/architecture.md §5.10).",
                 "security": [{}],
                 "requestBody": _body("LoginBody"),
                 "responses": {
                     "200": _ok("SessionView", "Logged in; the cookie is set."),
                     **BAD,
                     "401": _err("`bad_pin`."),
-                    "429": _err("`pin_locked`: too many wrong PINs, wait."),
+                    "422": _err(
+                        "`cashier_required`, `unknown_cashier`, or `manager_pin_too_short`."
+                    ),
+                    "429": _err(
+                        "`pin_locked`: too many wrong PINs for this cashier; wait "
+                        "`details.retry_after_s` (also the `Retry-After` header)."
+                    ),
                 },
             },
             "delete": {
                 "operationId": "logout",
-                "summary": "End the session (clears the cookie).",
+                "summary": "End the session on the server at once (and clear the cookie).",
                 "responses": {"204": {"description": "Logged out."}, **AUTH},
             },
         },
@@ -199,6 +220,7 @@ def paths() -> dict[str, Any]:
                     **BAD,
                     **AUTH,
                     **CARD,
+                    **MANAGER,
                     "409": _err("`sale_conflict`: the id was used for another sale."),
                 },
             }
@@ -257,9 +279,15 @@ def paths() -> dict[str, Any]:
             "post": {
                 "operationId": "closeDay",
                 "summary": "Write the day_close entry and print the Z report.",
+                "description": "Needs a manager: a manager's session or the API token, or "
+                "a cashier's request with `approval`.",
+                "requestBody": {"required": False, "content": _json("CloseDayBody")},
                 "responses": {
                     "201": _ok("EntryResult", "The day_close entry and its summary."),
+                    **BAD,
                     **AUTH,
+                    **MANAGER,
+                    "422": _err("`manager_pin_too_short` (in `approval`)."),
                     "409": _err(
                         "`nothing_to_close`: no sale or void since the last Z report; "
                         "`details.last_close_seq` is that report's seq (reprint it as KOPIA)."

@@ -225,12 +225,17 @@ async def test_auth_and_origin(h: DaemonHarness) -> None:
 async def test_pin_login_session_cookie(h: DaemonHarness) -> None:
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(cookie_jar=jar) as browser:
-        async with browser.post(h.api + "/session", json={"pin": "0000"}) as r:
+        kasia = {"cashier": "P-0001-K01"}  # the cashier is chosen first, then the PIN
+        async with browser.post(h.api + "/session", json={**kasia, "pin": "0000"}) as r:
             assert r.status == 401
             assert (await r.json())["error"]["code"] == "bad_pin"
-        async with browser.post(h.api + "/session", json={"pin": "1234"}) as r:
+        async with browser.post(h.api + "/session", json={**kasia, "pin": "1234"}) as r:
             assert r.status == 200
-            assert (await r.json())["cashier"]["name"] == "Kasia"
+            assert (await r.json())["cashier"] == {
+                "id": "P-0001-K01",
+                "name": "Kasia",
+                "role": "cashier",
+            }
             assert "HttpOnly" in r.headers["Set-Cookie"]
         async with browser.post(h.api + "/sales", json=sale()) as r:
             assert r.status == 201
