@@ -52,7 +52,8 @@ export async function request(method, path, body, { timeoutMs = 10000 } = {}) {
 
 export const api = {
   session: () => request("GET", "/session"),
-  login: (pin) => request("POST", "/session", { pin }),
+  cashiers: () => request("GET", "/cashiers"),
+  login: (cashier, pin) => request("POST", "/session", { cashier, pin }),
   logout: () => request("DELETE", "/session"),
   health: () => request("GET", "/health"),
   resolve: (input) => request("POST", "/cards/resolve", { input }),
@@ -61,7 +62,8 @@ export const api = {
   voidSale: (id, reason) => request("POST", `/sales/${encodeURIComponent(id)}/void`, { reason }),
   receipt: (seq) => request("GET", `/receipts/${seq}`),
   reprint: (seq) => request("POST", `/receipts/${seq}/reprint`),
-  dayClose: () => request("POST", "/day/close", undefined, { timeoutMs: 30000 }),
+  // `body` carries a manager's approval when a cashier closes the day (approval.js).
+  dayClose: (body) => request("POST", "/day/close", body, { timeoutMs: 30000 }),
   ledger: (after, limit) => request("GET", `/ledger?after=${after}&limit=${limit}`),
   sync: () => request("POST", "/sync", undefined, { timeoutMs: 120000 }),
   demoCards: () => request("GET", "/demo/cards"),

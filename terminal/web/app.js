@@ -11,6 +11,8 @@ import { ERRORS, SHORTCUTS, T, errorText } from "./i18n.js";
 import { renderOfflineBanner, renderStatus } from "./status.js";
 import { SaleForm, newSaleId } from "./sale.js";
 import { renderResult } from "./result.js";
+import { LoginScreen } from "./login.js";
+import { installApproval } from "./approval.js";
 
 const state = {
   cashier: null,
@@ -28,6 +30,7 @@ const state = {
 
 const els = {};
 let saleForm = null;
+let loginScreen = null;
 let stream = null;
 let healthTimer = null;
 
@@ -72,55 +75,13 @@ function recall() {
 
 // ---- login -------------------------------------------------------------------------
 
+// The name first, then the PIN (login.js); the daemon throttles each cashier alone.
 function buildLogin() {
-  $("#login-title").textContent = T.loginTitle;
-  $("#pin-label").textContent = T.pinLabel;
-  $("#login-submit").textContent = `${T.loginButton} (Enter)`;
-  const pin = $("#pin");
-  pin.setAttribute("aria-describedby", "login-error");
-  const keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "C", "0", "⌫"];
-  const pad = $("#keypad");
-  replace(
-    pad,
-    keys.map((k) => {
-      const label = k === "C" ? T.pinClear : k === "⌫" ? T.pinBackspace : k;
-      return h(
-        "button",
-        {
-          type: "button",
-          class: "btn key",
-          "aria-label": label,
-          tabindex: "-1",
-          onclick: () => {
-            if (k === "C") pin.value = "";
-            else if (k === "⌫") pin.value = pin.value.slice(0, -1);
-            else if (pin.value.length < 12) pin.value += k;
-            pin.focus();
-          },
-        },
-        k === "C" ? "C" : k,
-      );
-    }),
-  );
-  $("#login-form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    const value = pin.value.trim();
-    const error = $("#login-error");
-    if (!value) {
-      error.textContent = T.pinEmpty;
-      return;
-    }
-    try {
-      const { data } = await api.login(value);
-      pin.value = "";
-      error.textContent = "";
-      state.cashier = data.cashier;
+  loginScreen = new LoginScreen(els.login, {
+    onLoggedIn: async (cashier) => {
+      state.cashier = cashier;
       await showPos();
-    } catch (err) {
-      pin.value = "";
-      error.textContent = errorText(err.code, err.serverMessage);
-      pin.focus();
-    }
+    },
   });
 }
 
@@ -132,8 +93,7 @@ function showLogin() {
   clearInterval(healthTimer);
   els.pos.hidden = true;
   els.connBanner.hidden = true;
-  els.login.hidden = false;
-  $("#pin").focus();
+  loginScreen.show();
 }
 
 async function logout() {
@@ -743,6 +703,7 @@ async function boot() {
   els.toast = $("#toast");
   els.connBanner = $("#conn-banner");
   buildLogin();
+  installApproval(api, els.dialog); // overrides and the day close may need a manager
   buildPos();
   document.addEventListener("keydown", onKey);
   for (let attempt = 0; ; attempt++) {

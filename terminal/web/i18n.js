@@ -182,7 +182,12 @@ export const ERRORS = {
   network: "Brak połączenia z terminalem.",
   unauthorized: "Zaloguj się kodem PIN kasjera.",
   bad_pin: "Nieprawidłowy PIN.",
-  pin_locked: "Zbyt wiele błędnych prób. Spróbuj ponownie za chwilę.",
+  pin_locked: "Zbyt wiele błędnych prób PIN-u tego kasjera. Spróbuj ponownie za chwilę.",
+  cashier_required: "Wybierz swoje imię z listy, potem wpisz PIN.",
+  unknown_cashier: "Nie ma takiego kasjera w regułach partnera.",
+  manager_pin_too_short: "PIN kierownika ma co najmniej 6 cyfr.",
+  manager_required: "Potrzebna zgoda kierownika: kierownik wybiera swoje imię i wpisuje PIN.",
+  approval_refused: "Zgoda odrzucona: nieprawidłowy PIN kierownika albo ta osoba nie jest kierownikiem.",
   origin_refused: "Żądanie z obcej strony zostało odrzucone.",
   invalid_request: "Nieprawidłowe żądanie.",
   not_found: "Nie znaleziono.",
@@ -324,6 +329,30 @@ export function duration(seconds) {
   const d = Math.round(s / 86400);
   return `${d} ${plural(d, "dzień", "dni", "dni")}`;
 }
+
+// The login screen (login.js): the name first, then the PIN.
+export const LOGIN = {
+  chooseCashier: "Wybierz kasjera",
+  changeCashier: "Zmień kasjera",
+  manager: "kierownik",
+  noCashiers: "Brak kasjerów — reguły partnera jeszcze nie dotarły z serwera miasta.",
+  pinPad: "Klawiatura PIN",
+};
+
+// A manager's approval on the same screen (approval.js).
+export const APPROVAL = {
+  title: "Zgoda kierownika",
+  text: {
+    points_override: "Zmiana liczby punktów wymaga zgody kierownika.",
+    day_close: "Zamknięcie dnia (raport Z) wymaga zgody kierownika.",
+    other: "Ta czynność wymaga zgody kierownika.",
+  },
+  chooseManager: "Kierownik wybiera swoje imię:",
+  pinLabel: "PIN kierownika",
+  pinEmpty: "Kierownik wpisuje swój PIN.",
+  confirm: "Zatwierdź",
+  noManager: "W regułach partnera nie ma kierownika — zmiany nie można zatwierdzić na tej kasie.",
+};
 
 export function errorText(code, message) {
   return message || ERRORS[code] || T.unknownError;

@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ledger.pins import hash_pin
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 KARTAPOS = str(VENV_BIN / "kartapos")
@@ -39,6 +41,10 @@ TERMINAL_ID = "T-DEMO"
 PARTNER_ID = "P-0001"
 CASHIER_PIN = "1234"  # the demo data's published PIN for "Kasia" (demo only)
 CASHIER_NAME = "Kasia"
+# The terminal's own administrator (config `admin_pin_hash`), a manager: approves points
+# overrides and closes the day (docs/architecture.md §5.10). Test stack only.
+MANAGER_NAME = "Administrator"
+MANAGER_PIN = "135790"
 RESIDENT_CARD = "01-000018"
 SENIOR_CARD = "01-000026"
 BLOCKED_CARD = "01-000042"
@@ -285,6 +291,7 @@ class Stack:
             f'id = "{TERMINAL_ID}"\n'
             f'partner_id = "{PARTNER_ID}"\n'
             f'state_dir = "{self.state_dir}"\n'
+            f'admin_pin_hash = "{hash_pin(MANAGER_PIN, role="manager")}"\n'
             "[api]\n"
             f'listen = "127.0.0.1:{self.api_port}"\n'
             "[[readers]]\n"

@@ -23,6 +23,7 @@ from tests.e2e.harness import (
     Stack,
     wait_for,
 )
+from tests.e2e.test_login_roles import approve_by_clicks, approve_by_keyboard
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +38,7 @@ def pts(n: int) -> str:
 def login_with_keypad(page: Page, stack: Stack) -> None:
     page.goto(stack.url)
     expect(page.locator("#login")).to_be_visible()
+    page.get_by_role("button", name=CASHIER_NAME, exact=True).click()  # the name first
     for digit in CASHIER_PIN:
         page.locator("#keypad button", has_text=re.compile(f"^{digit}$")).click()
     page.locator("#login-submit").click()
@@ -136,6 +138,7 @@ def test_sale_void_reprint_and_day_close(page: Page, stack: Stack, shot: Shot) -
     shot("04-quote")
 
     page.locator("#sale-confirm").click()
+    approve_by_clicks(page)  # a cashier's points override needs a manager
     expect(page.locator("#result-title")).to_have_text("Transakcja zapisana")
     [sale] = sales(stack)
     assert sale["amount_gr"] == 12345
@@ -177,6 +180,7 @@ def test_sale_void_reprint_and_day_close(page: Page, stack: Stack, shot: Shot) -
     page.locator("#action-close-day").click()
     expect(dialog).to_contain_text("raport Z")
     page.locator("#dialog-confirm").click()
+    approve_by_clicks(page)
     expect(page.locator("#result")).to_have_attribute("data-kind", "day_close")
     close = stack.ledger()[-1]
     assert close["kind"] == "day_close"
@@ -246,6 +250,7 @@ def luhn_pan(prefix: str) -> str:
 
 def test_keyboard_only_flow(page: Page, stack: Stack, shot: Shot) -> None:
     page.goto(stack.url)
+    page.keyboard.press("1")  # the first name on the list: Kasia
     expect(page.locator("#pin")).to_be_focused()
     page.keyboard.type("000000")
     page.keyboard.press("Enter")
@@ -305,6 +310,7 @@ def test_keyboard_only_flow(page: Page, stack: Stack, shot: Shot) -> None:
     # F10 closes the day from the keyboard too.
     page.keyboard.press("F10")
     page.keyboard.press("Enter")
+    approve_by_keyboard(page)
     expect(page.locator("#result")).to_have_attribute("data-kind", "day_close")
     wait_for(
         "day_close entry", lambda: stack.ledger()[-1]["kind"] == "day_close" or None, timeout=5
@@ -371,6 +377,7 @@ def test_f10_twice_offers_the_copy_of_the_last_z_report(
     login_with_keypad(page, stack)
     page.keyboard.press("F10")
     page.keyboard.press("Enter")
+    approve_by_keyboard(page)
     expect(page.locator("#result")).to_have_attribute("data-kind", "day_close")
     [z] = [e for e in stack.ledger() if e["kind"] == "day_close"]
 
@@ -400,6 +407,7 @@ def test_f10_twice_copy_by_clicks_only(page: Page, stack: Stack) -> None:
     confirm = dialog.get_by_role("button", name="Tak, zamknij dzień")
     close_day.click()
     confirm.click()
+    approve_by_clicks(page)
     expect(page.locator("#result")).to_have_attribute("data-kind", "day_close")
     close_day.click()
     confirm.click()
