@@ -32,6 +32,7 @@ from pathlib import Path
 from config.loader import ConfigError, load_config
 from config.logging import configure_logging
 from config.schema import CentralConfig, CentralSection, parse_listen
+from ledger.pins import hash_pin
 from ledger.store import LedgerLockedError
 from sync.central.app import CentralServer
 from sync.central.demo_data import DEMO_CASHIER_PINS, DEMO_PARTNER, DEMO_TERMINAL
@@ -160,12 +161,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 DEMO_CONFIG_FILE = "kartapos-demo.toml"
+# The demo till's administrator, a manager who approves points overrides and closes the
+# day (docs/architecture.md §5.10). Demo only; the fixed salt keeps the config the same.
+DEMO_MANAGER_PIN = "135790"
+DEMO_MANAGER_HASH_SALT = b"kartapos-demo-mg"
 READER_LINK = "reader-msr"
 
 
 def _toml(value: object) -> str:
     # json's string escapes are valid TOML basic strings; ints are the same in both
     return json.dumps(value, ensure_ascii=False)
+
+
+def demo_manager_hash() -> str:
+    return hash_pin(DEMO_MANAGER_PIN, role="manager", salt=DEMO_MANAGER_HASH_SALT)
 
 
 def write_demo_config(
@@ -197,7 +206,8 @@ def write_demo_config(
         "[terminal]\n"
         f"id = {_toml(terminal)}\n"
         f"partner_id = {_toml(DEMO_PARTNER)}\n"
-        'state_dir = "terminal"\n\n'
+        'state_dir = "terminal"\n'
+        f"admin_pin_hash = {_toml(demo_manager_hash())}\n\n"
         "[api]\n"
         f"listen = {_toml(listen)}\n\n"
         "[[readers]]\n"
@@ -326,6 +336,7 @@ async def _demo(args: argparse.Namespace, state: Path, token: str) -> int:
                         f"\n  Karta Mieszkańca — demo terminala {DEMO_TERMINAL}\n"
                         f"  Strona kasjera:  http://{args.listen}/\n"
                         f"  PIN kasjera (tylko demo): {pins}\n"
+                        f"  PIN kierownika (tylko demo): Administrator: {DEMO_MANAGER_PIN}\n"
                         f"  Serwer miasta:   {central.url}\n"
                         f"  Paragony:        {state / 'receipts.bin'} (podgląd na stronie)\n"
                         f"  Config:          {cfg_path}\n"
@@ -353,6 +364,7 @@ def tills_banner(tills: list[Till], configs: list[Path], central_url: str) -> st
         f"  Karta Mieszkańca — demo: {len(tills)} kasy partnera {DEMO_PARTNER}",
         *(f"  Kasa {t.number}: http://{t.listen}/  terminal {t.terminal}" for t in tills),
         f"  PIN kasjera (tylko demo): {pins}",
+        f"  PIN kierownika (tylko demo): Administrator: {DEMO_MANAGER_PIN}",
         f"  Serwer miasta:       {central_url}",
         f"  Synchronizacja:      co {TILLS_SYNC_EVERY_S} s — benefit użyty na jednej kasie "
         "widać na pozostałych po kilku sekundach",
