@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ import aiohttp
 import msgspec
 import pytest
 
+from ledger.clock import FakeClock
 from ledger.domain import Cashier, Rules
 from ledger.pins import hash_pin
-from tests.sync.central_harness import PARTNER
+from tests.sync.central_harness import PARTNER, CentralHarness
 from tests.terminal.daemon_harness import DaemonHarness, running_daemon, swipe_bytes
 
 KASIA, TOMEK = "P-0001-K01", "P-0001-K02"
@@ -256,3 +258,33 @@ async def test_card_events_stop_reaching_a_closed_session(h: DaemonHarness, scre
                 break
             seen.append(json.loads(msg.data)["type"])
         assert "card" not in seen
+
+
+async def test_a_lock_and_a_logout_outlive_a_daemon_restart(tmp_path: Path) -> None:
+    """The same state dir, the daemon stopped and started again: still locked, still out."""
+    # A frozen wall clock: the 1 s lock after three failures cannot run out during the restart.
+    clock = FakeClock(datetime.now(UTC))
+    async with CentralHarness.start(tmp_path, trust_on_first_use=True, enrol_key=False) as city:
+        async with running_daemon(tmp_path, central=city, clock=clock) as first:
+            for _ in range(3):
+                status, body = await first.call(
+                    "POST", "/session", {"cashier": KASIA, "pin": "0" * 4}
+                )
+                assert (status, body["error"]["code"]) == (401, "bad_pin")
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+                s = Screen(first, http)
+                assert (await login(s, TOMEK, "5678"))[0] == 200
+                tomek_cookie = s.cookie()
+                assert (await s.call("DELETE", "/session"))[0] == 204
+        async with running_daemon(tmp_path, central=city, clock=clock) as second:
+            status, body = await second.call("POST", "/session", {"cashier": KASIA, "pin": "1234"})
+            assert (status, body["error"]["code"]) == (429, "pin_locked")
+            clock.advance(body["error"]["details"]["retry_after_s"])
+            status, body = await second.call("POST", "/session", {"cashier": KASIA, "pin": "1234"})
+            assert (status, body["cashier"]["id"]) == (200, KASIA)
+            headers = {"Cookie": f"kp_session={tomek_cookie}"}
+            async with (
+                aiohttp.ClientSession() as other,
+                other.get(second.api + "/health", headers=headers) as r,
+            ):
+                assert r.status == 401
