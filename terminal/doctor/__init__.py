@@ -17,6 +17,7 @@ from pathlib import Path
 from config.schema import Config, ReaderSection
 from ledger.clock import Clock
 from ledger.entry import Head
+from terminal.doctor.cashiers import cached_rules, check_cashiers
 from terminal.doctor.city import check_daemon, check_sync
 from terminal.doctor.clock import check_clock, check_timezone
 from terminal.doctor.printer import check_printer
@@ -68,6 +69,8 @@ async def diagnose(cfg: Config, *, clock: Clock, timeout_s: float = 5.0) -> list
         await asyncio.to_thread(check_disk, state_dir),
         await asyncio.to_thread(check_api_token, state_dir),
     ]
+    rules = await asyncio.to_thread(cached_rules, state_dir)
+    checks.append(check_cashiers(rules, cfg.terminal.admin_pin_hash))
     ledger_timeout = max(timeout_s, 60.0)  # a year of sales verifies in well under that
     head: Head | None = None
     try:
