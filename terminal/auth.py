@@ -142,7 +142,8 @@ class SessionBook:
 
     async def open(self, cashier_id: str, now: int) -> str:
         """A new session for ``cashier_id``; returns the cookie's value."""
-        self._sessions = {s: v for s, v in self._sessions.items() if v.expires > now}
+        for old in [s for s, v in self._sessions.items() if v.expires <= now]:
+            self._end(old)
         mine = sorted((v.expires, s) for s, v in self._sessions.items() if v.cashier == cashier_id)
         for _, old in mine[: max(0, len(mine) - self.MAX_PER_CASHIER + 1)]:
             self._end(old)
