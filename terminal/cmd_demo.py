@@ -338,7 +338,7 @@ async def _demo(args: argparse.Namespace, state: Path, token: str) -> int:
                         f"  PIN kasjera (tylko demo): {pins}\n"
                         f"  PIN kierownika (tylko demo): Administrator: {DEMO_MANAGER_PIN}\n"
                         f"  Serwer miasta:   {central.url}\n"
-                        f"  Paragony:        {state / 'receipts.bin'} (podgląd na stronie)\n"
+                        f"  Wydruki:         {state / 'receipts.bin'} (podgląd na stronie)\n"
                         f"  Config:          {cfg_path}\n"
                         f"                   (kartapos doctor -c {cfg_path})\n"
                         f"  Zatrzymanie:     Ctrl+C\n",
@@ -368,7 +368,7 @@ def tills_banner(tills: list[Till], configs: list[Path], central_url: str) -> st
         f"  Serwer miasta:       {central_url}",
         f"  Synchronizacja:      co {TILLS_SYNC_EVERY_S} s — benefit użyty na jednej kasie "
         "widać na pozostałych po kilku sekundach",
-        "  Paragony:            "
+        "  Wydruki:             "
         + ", ".join(str(t.folder / "receipts.bin") for t in tills)
         + " (podgląd na stronie)",
         f"  Config:              {configs[0]}",
