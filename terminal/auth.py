@@ -144,8 +144,8 @@ class SessionBook:
         """A new session for ``cashier_id``; returns the cookie's value."""
         for old in [s for s, v in self._sessions.items() if v.expires <= now]:
             self._end(old)
-        mine = sorted((v.expires, s) for s, v in self._sessions.items() if v.cashier == cashier_id)
-        for _, old in mine[: max(0, len(mine) - self.MAX_PER_CASHIER + 1)]:
+        mine = [s for s, v in self._sessions.items() if v.cashier == cashier_id]  # oldest first
+        for old in mine[: max(0, len(mine) - self.MAX_PER_CASHIER + 1)]:
             self._end(old)
         sid = secrets.token_urlsafe(18)
         expires = now + self._ttl
