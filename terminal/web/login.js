@@ -157,6 +157,9 @@ export class LoginScreen {
       ev.preventDefault(); // typed with the focus elsewhere on the screen: still the PIN
       if (this.pin.value.length < 12) this.pin.value += ev.key;
       this.pin.focus();
+    } else if (ev.key === "Enter" && !["INPUT", "BUTTON"].includes(document.activeElement?.tagName)) {
+      ev.preventDefault(); // Enter from nowhere in particular logs in, as from the PIN field
+      this.submit();
     }
   }
 

@@ -57,7 +57,32 @@ def entries(stack: Stack, kind: str) -> list[dict[str, Any]]:
     return [e for e in stack.ledger() if e["kind"] == kind]
 
 
-def test_login_by_touch_the_name_then_the_pin(page: Page, stack: Stack, shot: Shot) -> None:
+def inside_viewport(page: Page, selector: str) -> None:
+    """Every element of ``selector`` is wholly on screen, none under another."""
+    size = page.viewport_size
+    assert size is not None
+    loc = page.locator(selector)
+    assert loc.count() > 0, selector
+    for i in range(loc.count()):
+        box = loc.nth(i).bounding_box()
+        assert box is not None, selector
+        assert box["x"] >= 0, (selector, box)
+        assert box["y"] >= 0, (selector, box)
+        assert box["x"] + box["width"] <= size["width"], (selector, box)
+        assert box["y"] + box["height"] <= size["height"], (selector, box)
+        on_top = loc.nth(i).evaluate(
+            "el => { const r = el.getBoundingClientRect();"
+            " const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);"
+            " return el === hit || el.contains(hit); }"
+        )
+        assert on_top, (selector, i, "covered")
+
+
+@pytest.mark.parametrize("size", [(1024, 768), (1280, 800)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_login_by_touch_the_name_then_the_pin(
+    page: Page, stack: Stack, shot: Shot, size: tuple[int, int]
+) -> None:
+    page.set_viewport_size({"width": size[0], "height": size[1]})
     page.goto(stack.url)
     names = page.locator("#cashier-list .cashier-choice")
     expect(names).to_have_count(3)
@@ -65,6 +90,7 @@ def test_login_by_touch_the_name_then_the_pin(page: Page, stack: Stack, shot: Sh
     expect(page.locator("#pin")).to_be_hidden()
     heights = [names.nth(i).bounding_box()["height"] for i in range(3)]  # type: ignore[index]
     assert min(heights) >= 60, heights  # finger-sized targets
+    inside_viewport(page, "#cashier-list .cashier-choice")
     expect(page.locator('.cashier-choice[data-role="manager"]')).to_have_attribute(
         "aria-label", MANAGER_NAME
     )
@@ -73,6 +99,9 @@ def test_login_by_touch_the_name_then_the_pin(page: Page, stack: Stack, shot: Sh
     page.get_by_role("button", name=CASHIER_NAME, exact=True).tap()
     expect(page.locator("#login-cashier")).to_have_text(CASHIER_NAME)
     expect(page.locator("#pin")).to_be_visible()
+    inside_viewport(page, "#keypad button")
+    inside_viewport(page, "#login-submit")
+    inside_viewport(page, "#login-back")
     tap_digits(page, "#keypad", "0000")
     page.locator("#login-submit").tap()
     expect(page.locator("#login-error")).to_have_text("Nieprawidłowy PIN.")
@@ -88,6 +117,11 @@ def test_login_by_touch_the_name_then_the_pin(page: Page, stack: Stack, shot: Sh
     expect(page.locator("#pos")).to_be_visible()
     expect(page.locator("#cashier-name")).to_have_text(CASHIER_NAME)
     shot("03-logged-in")
+
+    # "Wyloguj" ends the session on the terminal: back to the names, the cookie dead.
+    page.get_by_role("button", name="Wyloguj").tap()
+    expect(names).to_have_count(3)
+    assert page.request.get(stack.url + "api/v1/health").status == 401
 
 
 def test_login_by_keyboard_and_a_locked_cashier_says_when(page: Page, stack: Stack) -> None:
@@ -113,7 +147,9 @@ def test_login_by_keyboard_and_a_locked_cashier_says_when(page: Page, stack: Sta
     # Kasia waits; Tomek is not locked out by her failures.
     page.keyboard.press("Escape")
     page.keyboard.press("2")
-    page.keyboard.type("5678")
+    page.keyboard.type("56")
+    page.locator("#login-title").click()  # the focus leaves the field: typing goes on
+    page.keyboard.type("78")
     page.keyboard.press("Enter")
     expect(page.locator("#pos")).to_be_visible()
     expect(page.locator("#cashier-name")).to_have_text("Tomek")
