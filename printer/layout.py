@@ -219,7 +219,11 @@ def verification_code(data: ReceiptData) -> str:
 def _header(c: _Composer, data: ReceiptData, title: str) -> None:
     p = data.partner
     c.center(p.name, bold=True, tall=True)
-    c.center(p.address)
+    # "ul. Długa 1, 42-200 Częstochowa" too wide: a line per part, so the postcode stays
+    # beside its town (plain wrapping split them).
+    address = printable(p.address, c.codepage).strip()
+    for part in [address] if len(address) <= c.width else address.split(","):
+        c.center(part)
     if p.nip:
         c.center(T.NIP.format(nip=p.nip))
     c.center(T.NONFISCAL, bold=True)
@@ -245,8 +249,11 @@ def _benefit(c: _Composer, b: ReceiptBenefit) -> None:
     unit = T.UNITS.get(b.unit, b.unit)
     c.left(b.name)
     qty = T.BENEFIT_QTY.format(quantity=_count(b.quantity), unit=unit)
-    detail = f"  {b.label}  {qty}" if b.label else f"  {qty}"
-    c.pair(detail, "+" + _points(b.points) if b.points else "")
+    # The right column always says something: the points, or else the quantity.
+    if b.points:
+        c.pair(f"  {b.label}  {qty}" if b.label else f"  {qty}", "+" + _points(b.points))
+    else:
+        c.pair(f"  {b.label}" if b.label else "", qty)
 
 
 def _balance(c: _Composer, data: ReceiptData) -> None:
@@ -262,15 +269,17 @@ def _sale(c: _Composer, data: ReceiptData) -> None:
     benefit_points = (
         sum(e.benefit_points.values()) if e.benefit_points else sum(b.points for b in data.benefits)
     )
+    paid = format_pln(e.amount_gr - e.discount_gr)
     c.pair(T.AMOUNT, format_pln(e.amount_gr), bold=True)
-    c.pair(T.PURCHASE_POINTS, _points(e.points_earned - benefit_points))
+    if e.points_redeemed or e.discount_gr:
+        c.pair(T.REDEEMED, _points(e.points_redeemed))
+        c.pair(T.DISCOUNT, format_pln(-e.discount_gr))
+    c.pair(T.PAID, paid, bold=True)
+    c.pair(T.PURCHASE_POINTS.format(paid=paid), _points(e.points_earned - benefit_points))
     if data.benefits:
         c.left(T.BENEFITS)
         for b in data.benefits:
             _benefit(c, b)
-    if e.points_redeemed or e.discount_gr:
-        c.pair(T.REDEEMED, _points(e.points_redeemed))
-        c.pair(T.DISCOUNT, format_pln(-e.discount_gr))
     c.pair(T.TOTAL_POINTS, _points(e.points_earned), bold=True)
     c.rule()
     _balance(c, data)
@@ -344,8 +353,10 @@ def compose(
     c.center(T.VERIFY)
     c.qr(code)
     c.center(code)
+    c.center(T.VERIFY_HINT)
     c.blank()
-    for text in T.Z_FOOTER if data.kind == "day_close" else T.FOOTER:
+    footer = {"day_close": T.Z_FOOTER, "void": T.VOID_FOOTER}.get(data.kind, T.FOOTER)
+    for text in footer:
         c.center(text)
     if copy:
         c.center(T.COPY, bold=True, tall=True)

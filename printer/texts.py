@@ -22,7 +22,9 @@ TRANSACTION: Final = "Transakcja nr:"
 CASHIER: Final = "Kasjer:"
 CARD: Final = "Karta:"
 AMOUNT: Final = "Kwota zakupu:"
-PURCHASE_POINTS: Final = "Punkty za zakup:"
+PAID: Final = "Zapłacono:"
+# How the purchase points follow: from what was paid, after the points discount.
+PURCHASE_POINTS: Final = "Punkty za {paid}:"
 BENEFITS: Final = "Przyznane benefity:"
 BENEFIT_QTY: Final = "{quantity} {unit}"
 UNITS: Final = {"pieces": "szt.", "hours": "godz."}
@@ -48,8 +50,8 @@ Z_SALES_AMOUNT: Final = "Sprzedaż (zakupy):"
 Z_VOIDED_AMOUNT: Final = "Anulowano:"
 Z_AMOUNT: Final = "Obrót netto:"
 Z_DISCOUNT: Final = "Rabaty za punkty:"
-Z_POINTS_EARNED: Final = "Punkty przyznane:"
-Z_POINTS_REDEEMED: Final = "Punkty wymienione:"
+Z_POINTS_EARNED: Final = "Przyznane punkty:"
+Z_POINTS_REDEEMED: Final = "Wymienione punkty:"
 Z_PARTNER_COST: Final = "Koszt partnera (0,10 zł/pkt):"
 Z_SEQ_RANGE: Final = "Transakcje nr:"
 Z_SEQ_RANGE_VALUE: Final = "{first} - {last}"
@@ -57,10 +59,12 @@ Z_NO_TRANSACTIONS: Final = "brak"
 Z_HEAD: Final = "Skrót łańcucha (hash):"
 
 VERIFY: Final = "Kod weryfikacyjny:"
+VERIFY_HINT: Final = "Kod sprawdzi biuro programu Karta Mieszkańca."
 FOOTER: Final = (
     "Zachowaj ten wydruk: potwierdza przyznane punkty i benefity.",
     "Dziękujemy!",
 )
+VOID_FOOTER: Final = ("Zachowaj ten wydruk: potwierdza anulowanie transakcji i zwrot punktów.",)
 Z_FOOTER: Final = ("Raport dla partnera programu.",)
 
 # What the cashier screen shows for the printer's state.

@@ -113,7 +113,7 @@ def test_z_report_totals_and_partner_cost() -> None:
     text = decode(render(data, PRINTER_80)).text
     assert "Liczba sprzedaży:                             11" in text
     assert "Liczba anulowań:                               1" in text
-    assert "Punkty przyznane:                      1\u00a0234 pkt" in text
+    assert "Przyznane punkty:                      1\u00a0234 pkt" in text
     # 1234 points x 0.10 PLN
     assert "Koszt partnera (0,10 zł/pkt):          123,40 zł" in text
     assert "Transakcje nr:                            1 - 13" in text

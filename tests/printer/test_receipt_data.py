@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from ledger.domain import Benefit, Partner
 from ledger.entry import GENESIS_HASH, Draft, Entry, seal
 from ledger.usage import UsageBook
@@ -125,8 +127,39 @@ def test_sale_receipt_names_benefits_from_the_catalogue() -> None:
     assert "Kawa" in lines
     assert "-100%  2 szt.            +10 pkt" in lines
     assert "-50%  1 godz.             +5 pkt" in lines
-    assert "Punkty za zakup:           8 pkt" in lines  # 23 minus 15 for the benefits
+    # What was paid, and the purchase points as following from it (23 minus 15).
+    assert "Zapłacono:             113,45 zł" in lines
+    assert "Punkty za 113,45 zł:       8 pkt" in lines
     assert "              stan na 17.11.2026" in lines
     # A benefit no longer in the catalogue still prints, under its id.
     bare = render_text(receipt_for_entry(sale, PARTNER), 32).splitlines()
     assert "B-sala" in bare
+
+
+def test_a_narrow_header_keeps_the_postcode_beside_its_town() -> None:
+    data = sample_sale()
+    partner = Partner(
+        name="Księgarnia", address="ul. Najświętszej Maryi Panny 12, 42-200 Częstochowa"
+    )
+    lines = [
+        ln.strip() for ln in render_text(receipt_for_entry(data.entry, partner), 32).splitlines()
+    ]
+    assert "42-200 Częstochowa" in lines
+    assert "ul. Najświętszej Maryi Panny 12" in lines
+
+
+def test_a_benefit_without_points_says_its_quantity_on_the_right() -> None:
+    sale = sample_sale(1).entry
+    benefits = {"B-kawa": Benefit(id="B-kawa", name="Kawa", label="gratis")}
+    sale = msgspec.structs.replace(sale, benefits=("B-kawa",), benefit_points={"B-kawa": 0})
+    lines = render_text(receipt_for_entry(sale, PARTNER, benefits=benefits), 32).splitlines()
+    assert "gratis                    2 szt." in lines
+
+
+def test_a_void_receipt_confirms_the_void_and_says_where_the_code_is_checked() -> None:
+    from printer.samples import sample_void
+
+    text = " ".join(render_text(sample_void(), 42).split())  # lines rejoined
+    assert "przyznane punkty i benefity" not in text
+    assert "potwierdza anulowanie transakcji" in text
+    assert "Kod sprawdzi biuro programu Karta Mieszkańca." in text
