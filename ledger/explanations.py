@@ -13,7 +13,7 @@ from ledger.money import format_pln
 TEXTS: dict[str, str] = {
     "purchase": "Zakup {amount}: {points} pkt "
     "(1 pkt za każde {per_point}, zaokrąglenie {rounding})",
-    "multiplier": "Mnożnik pakietu „{program}”: ×{multiplier} (+{points} pkt)",
+    "multiplier": "Pakiet {program}: punkty ×{multiplier} (+{points} pkt)",
     "below_min_amount": "Kwota poniżej {min_amount} — bez punktów za zakup",
     "points_cap": "Limit punktów za jeden zakup: {cap} pkt",
     "benefit": "Benefit „{name}”{quantity}: {points} pkt",
@@ -30,6 +30,13 @@ ROUNDING_PL: dict[str, str] = {
 
 UNIT_PL: dict[str, str] = {"pieces": "szt.", "hours": "godz."}
 
+# The packages by their Polish names: a line never shows an internal code like "kdr".
+PROGRAM_PL: dict[str, str] = {
+    "mieszkaniec": "Mieszkaniec",
+    "senior": "Senior",
+    "kdr": "Karta Dużej Rodziny",
+}
+
 
 class Explanation(msgspec.Struct, frozen=True, kw_only=True):
     """One rule's effect: a stable code, the Polish line, and the points/grosze it moved."""
@@ -42,6 +49,9 @@ class Explanation(msgspec.Struct, frozen=True, kw_only=True):
 
 def explain(code: str, *, points: int = 0, amount_gr: int = 0, **values: object) -> Explanation:
     """Build the explanation line ``code`` from `TEXTS` with the given values."""
+    if isinstance(values.get("program"), str):
+        program = str(values["program"])
+        values["program"] = PROGRAM_PL.get(program, program)
     return Explanation(
         code=code,
         text_pl=TEXTS[code].format(points=points, **values),

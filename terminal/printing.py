@@ -118,11 +118,13 @@ class Printing:
             log.info("print_reconciled", jobs=n, after_seq=last)
         return n
 
-    async def preview_text(self, entry: Entry) -> str:
+    async def preview_text(self, entry: Entry, *, copy: bool = False) -> str:
         from printer.layout import render_text
 
         data = await self.receipt_data(entry)
-        return render_text(data, self._cfg.printer.columns, codepage=self._cfg.printer.codepage)
+        return render_text(
+            data, self._cfg.printer.columns, copy=copy, codepage=self._cfg.printer.codepage
+        )
 
     async def preview_png(self, entry: Entry) -> bytes:
         from printer.preview import render_png

@@ -222,7 +222,7 @@ class SaleService:
         snap = card_snapshot(
             card, rules, self._usage, at, catalog=catalog, policy=self._policy, network=network
         )
-        return card_view(snap, stale=catalog.stale(self._policy))
+        return card_view(snap, stale=catalog.stale(self._policy), rules=rules)
 
     def _publish(self, ev: Event) -> None:
         self._hub.publish(event_dict(ev))
@@ -502,7 +502,8 @@ class SaleService:
     async def reprint(self, seq: int) -> ReprintResult:
         entry = await self._entry(seq)
         status = await self._printing.print_entry(entry, copy=True)
-        return ReprintResult(seq=seq, receipt=ReceiptState(status=status, copy=True))
+        text = await self._printing.preview_text(entry, copy=True)
+        return ReprintResult(seq=seq, receipt=ReceiptState(status=status, copy=True), text=text)
 
     async def receipt(self, seq: int) -> ReceiptPreview:
         entry = await self._entry(seq)

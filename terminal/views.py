@@ -8,11 +8,13 @@ and the schemathesis test checks the running daemon against it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Literal
 
 import msgspec
 
 from ledger.clock import format_ts
+from ledger.domain import Rules
 from ledger.entry import Entry
 from ledger.refusals import message_for
 from ledger.rules import CardSnapshot, Quote
@@ -141,6 +143,11 @@ class BenefitItem(msgspec.Struct, frozen=True, kw_only=True):
     remaining: int | None  # uses/hours left in the period; None: no limit
     free_at: str | None  # when a reached period limit frees up
     message: str | None  # the reason in Polish
+    # What the screen needs to say "from when" and "how many points": the benefit's own
+    # dates and threshold (None when it has none, or without the partner's rules).
+    valid_from: str | None = None
+    valid_to: str | None = None
+    min_points: int | None = None
 
 
 class RedeemOption(msgspec.Struct, frozen=True, kw_only=True):
@@ -162,6 +169,9 @@ class CardView(msgspec.Struct, frozen=True, kw_only=True):
     reason: str | None  # card_blocked | card_inactive, None when AKTYWNA
     message: str | None
     offline: bool
+    # Every tier of the partner, so the screen can say how many points a card lacks
+    # (``redeem_options`` holds only those the card can use now).
+    redeem_tiers: list[RedeemOption] = []
 
 
 def reason_text(code: str | None) -> str | None:
@@ -169,13 +179,15 @@ def reason_text(code: str | None) -> str | None:
     return None if code is None else message_for(code)
 
 
-def card_view(snap: CardSnapshot, *, stale: bool) -> CardView:
+def card_view(snap: CardSnapshot, *, stale: bool, rules: Rules | None = None) -> CardView:
     """The screen's CARDVIEW of a judged card; available benefits first.
 
     ``stale``: the card list is older than ``offline.stale_after_s`` (balance and
-    benefits may be out of date: the screen says so).
+    benefits may be out of date: the screen says so). ``rules``: the partner's rules the
+    card was judged by, for the benefits' dates and thresholds and all redeem tiers.
     """
     card = snap.card
+    defs = {b.id: b for b in rules.benefits} if rules is not None else {}
     benefits = [
         BenefitItem(
             id=b.id,
@@ -190,6 +202,9 @@ def card_view(snap: CardSnapshot, *, stale: bool) -> CardView:
             remaining=b.remaining,
             free_at=format_ts(b.free_at) if b.free_at else None,
             message=reason_text(b.reason),
+            valid_from=_iso(defs[b.id].valid_from) if b.id in defs else None,
+            valid_to=_iso(defs[b.id].valid_to) if b.id in defs else None,
+            min_points=defs[b.id].min_points if b.id in defs else None,
         )
         # ``visible`` is about the city's web site and app only: the till offers them all.
         for b in snap.benefits
@@ -216,7 +231,17 @@ def card_view(snap: CardSnapshot, *, stale: bool) -> CardView:
         reason=snap.reason,
         message=reason_text(snap.reason),
         offline=stale,
+        redeem_tiers=sorted(
+            (RedeemOption(points=t.points, discount_gr=t.discount_gr) for t in rules.redeem_tiers),
+            key=lambda t: t.points,
+        )
+        if rules is not None
+        else [],
     )
+
+
+def _iso(d: date | None) -> str | None:
+    return None if d is None else d.isoformat()
 
 
 # --- sales ---------------------------------------------------------------------------
@@ -283,6 +308,7 @@ class Written:
 class ReprintResult(msgspec.Struct, frozen=True, kw_only=True):
     seq: int
     receipt: ReceiptState
+    text: str = ""  # the copy as printed (KOPIA), for the screen's preview
 
 
 class ReceiptPreview(msgspec.Struct, frozen=True, kw_only=True):

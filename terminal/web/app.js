@@ -13,6 +13,9 @@ import { SaleForm, newSaleId } from "./sale.js";
 import { renderResult } from "./result.js";
 import { LoginScreen } from "./login.js";
 import { installApproval } from "./approval.js";
+import { hasLongDigitRun, installPanGuard } from "./guard.js";
+import { letterKeyboard, reasonChips } from "./keypad.js";
+import { VOID_REASONS } from "./i18n.js";
 
 const state = {
   cashier: null,
@@ -288,7 +291,14 @@ function showCardError(error) {
 async function resolveCard(input) {
   const text = (input || "").trim();
   if (!text) {
-    toast(T.cardNumberEmpty, "error");
+    if ($("#card-input").dataset.refused) return toast(T.panRefused, "error");
+    // Enter in the empty field does what Enter does elsewhere: finish or start over.
+    return enterAnywhere();
+  }
+  if (hasLongDigitRun(text)) {
+    // Never sent, never shown: a number this long can only be a bank card's.
+    $("#card-input").value = "";
+    showCardError({ reason: "payment_card", message: "", number: null });
     return;
   }
   try {
@@ -364,11 +374,7 @@ async function voidLast() {
     title: T.voidTitle,
     danger: true,
     confirmLabel: T.voidButton,
-    body: [
-      h("p", {}, T.voidText(sale.seq, formatPln(sale.amount_gr))),
-      h("label", { for: "void-reason" }, T.voidReason),
-      h("input", { id: "void-reason", name: "reason", type: "text", maxlength: "200", required: false }),
-    ],
+    body: voidBody(sale),
     read: (form) => {
       const reason = form.querySelector("#void-reason").value.trim();
       return reason ? { reason } : { error: T.voidReasonRequired };
@@ -394,6 +400,18 @@ async function voidLast() {
   refreshCard();
 }
 
+// The reason by touch: a pick-list of the usual ones and on-screen letters.
+function voidBody(sale) {
+  const reason = h("input", { id: "void-reason", name: "reason", type: "text", maxlength: "200", autocomplete: "off" });
+  return [
+    h("p", {}, T.voidText(sale.seq, formatPln(sale.amount_gr))),
+    h("label", { for: "void-reason" }, T.voidReason),
+    reason,
+    reasonChips(reason, VOID_REASONS, { id: "void-reason-chips" }),
+    letterKeyboard(reason, { id: "void-reason-keys" }),
+  ];
+}
+
 async function reprint() {
   if (state.busy) return;
   if (!state.lastReceiptSeq) {
@@ -401,11 +419,24 @@ async function reprint() {
     return;
   }
   try {
-    await api.reprint(state.lastReceiptSeq);
-    toast(T.reprintDone, "ok");
+    const { data } = await api.reprint(state.lastReceiptSeq);
+    await showCopy(data && data.text);
   } catch (err) {
     showError(err);
   }
+}
+
+// F8 shows the copy as it was printed (KOPIA), not just a toast.
+async function showCopy(text) {
+  toast(T.reprintDone, "ok");
+  if (!text) return;
+  await ask(els.dialog, {
+    title: T.reprintTitle,
+    confirmLabel: T.close,
+    canCancel: false,
+    body: [h("pre", { class: "receipt-text receipt-copy", id: "copy-text", tabindex: "0" }, text)],
+  });
+  focusDefault();
 }
 
 async function closeDay() {
@@ -450,9 +481,9 @@ async function offerLastZCopy(err) {
   });
   if (values) {
     try {
-      await api.reprint(seq);
+      const { data } = await api.reprint(seq);
       state.lastReceiptSeq = seq;
-      toast(T.reprintDone, "ok");
+      await showCopy(data && data.text);
     } catch (e) {
       showError(e);
     }
@@ -670,20 +701,32 @@ function onKey(ev) {
       cancel();
       break;
     case "Enter": {
+      // Buttons, links and fields with their own Enter (the card number, the amount)
+      // answer it themselves; from anywhere else Enter does the obvious thing or says why.
       const t = ev.target;
-      const typing = t && ["INPUT", "TEXTAREA", "SELECT", "BUTTON", "A"].includes(t.tagName);
-      if (!typing && state.result) {
+      const own =
+        t &&
+        (["TEXTAREA", "SELECT", "BUTTON", "A"].includes(t.tagName) ||
+          (t.tagName === "INPUT" && !["radio", "checkbox"].includes(t.type)));
+      if (!own) {
         ev.preventDefault();
-        newTransaction();
-      } else if (!typing && saleForm) {
-        ev.preventDefault();
-        saleForm.confirm();
+        enterAnywhere();
       }
       break;
     }
     default:
       break;
   }
+}
+
+// Enter with the focus on nothing that takes it: finish, confirm, or say what is missing.
+function enterAnywhere() {
+  if (state.result) return newTransaction();
+  if (saleForm && saleForm.saving) return toast(T.enterSaving);
+  if (saleForm && state.card && state.card.active) return saleForm.confirm();
+  if (state.card && !state.card.active) return toast(T.enterInactive, "error");
+  toast(T.enterNoCard, "error");
+  $("#card-input").focus();
 }
 
 // ---- boot -------------------------------------------------------------------------------
@@ -706,6 +749,7 @@ async function boot() {
   installApproval(api, els.dialog); // overrides and the day close may need a manager
   buildPos();
   document.addEventListener("keydown", onKey);
+  installPanGuard(document, () => toast(T.panRefused, "error"));
   for (let attempt = 0; ; attempt++) {
     try {
       const { data } = await api.session();

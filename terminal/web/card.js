@@ -1,10 +1,11 @@
 // The card panel: the big AKTYWNA / NIEAKTYWNA state, holder, programmes, balance.
 
-import { h, replace } from "./dom.js";
+import { $, h, replace } from "./dom.js";
 import {
-  BENEFIT_REASONS,
+  CARD_NEXT_STEP,
   CARD_STATUS,
   ERRORS,
+  FEMININE_PROGRAMS,
   PROGRAM_NAMES,
   READ_SOURCES,
   T,
@@ -12,18 +13,47 @@ import {
   years,
 } from "./i18n.js";
 import { formatDate, formatDateTime, formatPoints, warsawToday } from "./format.js";
+import { BACKSPACE, CLEAR, digitPad } from "./keypad.js";
+import { hasLongDigitRun } from "./guard.js";
 
+// Waiting for a card: the number can be tapped in on the pad below the field.
 export function renderWaiting(panel) {
+  const input = $("#card-input");
+  const search = h(
+    "button",
+    {
+      type: "button",
+      class: "btn btn-primary key key-search",
+      id: "card-pad-search",
+      tabindex: "-1",
+      onmousedown: (ev) => ev.preventDefault(),
+      onclick: () => $("#card-form").requestSubmit(),
+    },
+    T.cardNumberSubmit,
+  );
   replace(
     panel,
     h(
       "div",
       { class: "waiting", id: "card-waiting" },
-      h("div", { class: "waiting-icon", "aria-hidden": "true" }, "▭"),
       h("p", { class: "waiting-title" }, T.waitingTitle),
       h("p", { class: "muted" }, T.waitingHint),
+      input
+        ? digitPad(input, {
+            id: "card-pad",
+            cls: "keypad-card",
+            keys: ["1", "2", "3", "4", "5", "6", "7", "8", "9", "-", "0", BACKSPACE, CLEAR],
+            extra: [search],
+          })
+        : null,
     ),
   );
+}
+
+// The package expired, not the person: "Mieszkaniec — pakiet wygasł 01.01.2026".
+function validWord(code, expired) {
+  if (expired) return `— ${T.expiredOn}`;
+  return FEMININE_PROGRAMS.has(code) ? T.validToFeminine : T.validTo;
 }
 
 function programRow(p, today) {
@@ -36,20 +66,19 @@ function programRow(p, today) {
     h(
       "span",
       { class: "program-valid" },
-      p.valid_to ? `${expired ? T.expiredOn : T.validTo} ${formatDate(p.valid_to)}` : "",
+      p.valid_to ? `${validWord(p.code, expired)} ${formatDate(p.valid_to)}` : "",
     ),
   );
 }
 
-// Under NIEAKTYWNA an "active" status would contradict the headline: say what is missing.
 function statusLine(card) {
-  if (!card.active && card.status === "active") return BENEFIT_REASONS.card_inactive;
   return CARD_STATUS[card.status] || card.status || "";
 }
 
-function inactiveText(card) {
-  const code = card.reason || (card.status === "active" ? "card_inactive" : "card_blocked");
-  return card.message || ERRORS[code] || T.unknownError;
+// NIEAKTYWNA says why once and what to do next (the benefits do not repeat it).
+export function inactiveText(card) {
+  const status = card.status === "active" ? "inactive" : card.status;
+  return CARD_NEXT_STEP[status] || card.message || ERRORS[card.reason || "card_inactive"] || T.unknownError;
 }
 
 export function renderCard(panel, card, read) {
@@ -68,8 +97,9 @@ export function renderCard(panel, card, read) {
         dataset: { active: String(active), status: card.status || "" },
       },
       h("div", { class: "card-state-word" }, active ? T.active : T.inactive),
-      h("div", { class: "card-state-status" }, statusLine(card)),
-      active ? null : h("div", { class: "card-state-why", id: "card-error-message" }, inactiveText(card)),
+      active
+        ? h("div", { class: "card-state-status" }, statusLine(card))
+        : h("div", { class: "card-state-why", id: "card-error-message" }, inactiveText(card)),
     ),
     holder.display_name
       ? h("h2", { class: "holder-name", id: "holder-name" }, holder.display_name)
@@ -106,10 +136,23 @@ export function renderCard(panel, card, read) {
   );
 }
 
+const MISREAD = new Set(["garbled", "incomplete", "bad_qr", "expired_qr", "unknown_barcode"]);
+const NOT_OUR_CARD = new Set(["payment_card", "not_an_identity", "not_a_card_number", "plain_qr_refused"]);
+
+function refusalTitle(reason) {
+  if (MISREAD.has(reason)) return T.misreadTitle;
+  if (NOT_OUR_CARD.has(reason)) return T.notOurCardTitle;
+  return T.errorTitle;
+}
+
 // A refused read or lookup: blocked/inactive cards still get the big NIEAKTYWNA.
 export function renderCardError(panel, error) {
   const inactive = ["card_blocked", "card_inactive"].includes(error.reason);
-  const message = errorText(error.reason, error.message);
+  const message = inactive
+    ? CARD_NEXT_STEP[error.reason === "card_blocked" ? "blocked" : "inactive"]
+    : errorText(error.reason, error.message);
+  // What was typed is shown back, unless it could be a bank card's number.
+  const number = error.number && !hasLongDigitRun(error.number) ? error.number : null;
   replace(
     panel,
     inactive
@@ -121,19 +164,14 @@ export function renderCardError(panel, error) {
             dataset: { active: "false", status: error.reason === "card_blocked" ? "blocked" : "" },
           },
           h("div", { class: "card-state-word" }, T.inactive),
-          h(
-            "div",
-            { class: "card-state-status" },
-            error.reason === "card_blocked" ? CARD_STATUS.blocked : ERRORS.card_inactive,
-          ),
+          h("div", { class: "card-state-why", id: "card-error-message", role: "alert" }, message),
         )
       : h(
           "div",
           { class: "card-refusal", id: "card-refusal", role: "alert", dataset: { reason: error.reason } },
-          h("div", { class: "card-refusal-title" }, T.errorTitle),
+          h("div", { class: "card-refusal-title" }, refusalTitle(error.reason)),
           h("p", {}, message),
         ),
-    inactive ? h("p", { class: "error", role: "alert", id: "card-error-message" }, message) : null,
-    error.number ? h("p", { class: "muted" }, `${T.cardNo} ${error.number}`) : null,
+    number ? h("p", { class: "muted" }, `${T.cardNo} ${number}`) : null,
   );
 }

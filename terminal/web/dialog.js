@@ -5,7 +5,7 @@ import { T } from "./i18n.js";
 
 // Opens the dialog; resolves with what `read(form)` returns, or null when cancelled.
 // `read` returns {error} to keep the dialog open with a message.
-export function ask(dialog, { title, body, confirmLabel, danger = false, read = () => ({}) }) {
+export function ask(dialog, { title, body, confirmLabel, danger = false, wide = false, canCancel = true, read = () => ({}) }) {
   return new Promise((resolve) => {
     const error = h("p", { class: "error", role: "alert", id: "dialog-error" });
     const form = h(
@@ -17,11 +17,9 @@ export function ask(dialog, { title, body, confirmLabel, danger = false, read = 
       h(
         "div",
         { class: "dialog-buttons" },
-        h(
-          "button",
-          { type: "button", class: "btn", id: "dialog-cancel", value: "cancel" },
-          `${T.cancel} (Esc)`,
-        ),
+        canCancel
+          ? h("button", { type: "button", class: "btn", id: "dialog-cancel", value: "cancel" }, `${T.back} (Esc)`)
+          : null,
         h(
           "button",
           {
@@ -51,10 +49,11 @@ export function ask(dialog, { title, body, confirmLabel, danger = false, read = 
       }
       finish(result || {});
     });
-    form.querySelector("#dialog-cancel").addEventListener("click", () => finish(null));
+    form.querySelector("#dialog-cancel")?.addEventListener("click", () => finish(null));
     dialog.addEventListener("cancel", () => finish(null), { once: true });
     dialog.addEventListener("close", () => finish(null), { once: true });
     replace(dialog, form);
+    dialog.classList.toggle("dialog-wide", wide);
     dialog.setAttribute("aria-labelledby", "dialog-title");
     dialog.showModal();
     const first = form.querySelector("input, textarea, select") || form.querySelector("#dialog-confirm");

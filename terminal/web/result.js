@@ -21,6 +21,30 @@ function summaryValue(key, value) {
   return String(value);
 }
 
+// The Z figures in one column, in the order they add up: sales − voids = net; then the
+// points and their cost; the transaction range on one line.
+const Z_ORDER = [
+  ["sales", null],
+  ["voids", null],
+  ["sales_amount_gr", null],
+  ["voids_amount_gr", "−"],
+  ["amount_gr", "="],
+  ["discount_gr", null],
+  ["points_earned", null],
+  ["points_redeemed", null],
+  ["partner_cost_gr", null],
+];
+
+function zRows(summary) {
+  const rows = Z_ORDER.filter(([k]) => typeof summary[k] === "number").map(([k, op]) => {
+    const value = k === "voids_amount_gr" ? Math.abs(summary[k]) : summary[k];
+    return [op ? `${op} ${SUMMARY_LABELS[k] || k}` : SUMMARY_LABELS[k] || k, summaryValue(k, value), `summary-${k}`];
+  });
+  const { first_seq: first, last_seq: last } = summary;
+  rows.push([T.zRange, first && last ? `${first}–${last}` : T.zNone, "summary-range"]);
+  return rows;
+}
+
 export function renderResult(col, result, { onNew, onReprint, onVoid }) {
   const { kind, entry, receipt } = result;
   const receiptStatus = receipt && receipt.status;
@@ -30,10 +54,12 @@ export function renderResult(col, result, { onNew, onReprint, onVoid }) {
   let body;
   if (kind === "sale") {
     title = T.saleDone;
+    const paid = entry.amount_gr - (entry.discount_gr || 0);
     body = facts([
       [T.saleNo, String(entry.seq), "result-seq"],
       [T.amount, formatPln(entry.amount_gr), "result-amount"],
       entry.discount_gr ? [T.resultDiscount, `−${formatPln(entry.discount_gr)}`, "result-discount"] : null,
+      [T.resultPaid, formatPln(paid), "result-paid"],
       [T.pointsGranted, `+${formatPoints(entry.points_earned)}`, "result-points"],
       entry.points_redeemed ? [T.pointsRedeemed, `−${formatPoints(entry.points_redeemed)}`, "result-redeemed"] : null,
       typeof entry.balance_after === "number" ? [T.newBalance, formatPoints(entry.balance_after), "result-balance"] : null,
@@ -41,20 +67,19 @@ export function renderResult(col, result, { onNew, onReprint, onVoid }) {
     ]);
   } else if (kind === "void") {
     title = T.voidDone;
+    // A void entry negates its sale: minus the points granted, minus those spent.
     body = facts([
       [T.saleNo, String(entry.ref ?? ""), "result-ref"],
-      [T.amount, formatPln(entry.amount_gr), "result-amount"],
+      [T.amount, formatPln(Math.abs(entry.amount_gr)), "result-amount"],
+      entry.points_earned ? [T.voidPointsTaken, `−${formatPoints(-entry.points_earned)}`, "result-points-taken"] : null,
+      entry.points_redeemed ? [T.voidPointsBack, `+${formatPoints(-entry.points_redeemed)}`, "result-points-back"] : null,
+      typeof entry.balance_after === "number" ? [T.newBalance, formatPoints(entry.balance_after), "result-balance"] : null,
       receiptStatus ? [T.receipt, RECEIPT_STATUS[receiptStatus] || receiptStatus, "result-receipt"] : null,
     ]);
   } else {
     title = T.dayCloseDone;
     const summary = result.summary || {};
-    body = facts(
-      Object.entries(summary)
-        .filter(([, v]) => typeof v === "number")
-        .map(([k, v]) => [SUMMARY_LABELS[k] || k, summaryValue(k, v), `summary-${k}`]),
-      true,
-    );
+    body = facts(zRows(summary), true);
   }
   replace(
     col,
@@ -62,6 +87,12 @@ export function renderResult(col, result, { onNew, onReprint, onVoid }) {
       "div",
       { class: `result result-${kind}`, id: "result", dataset: { kind } },
       h("h2", { class: "result-title", id: "result-title" }, title),
+      h(
+        "div",
+        { class: "result-body" },
+        h(
+          "div",
+          { class: "result-main" },
       h(
         "div",
         { class: "result-buttons" },
@@ -76,9 +107,16 @@ export function renderResult(col, result, { onNew, onReprint, onVoid }) {
         ),
       ),
       body,
-      h("h3", {}, kind === "day_close" ? T.zReport : T.receiptPreview),
-      preview,
-      image,
+        ),
+        // The printout beside the facts, as tall as the column: more than its header.
+        h(
+          "div",
+          { class: "result-paper" },
+          h("h3", {}, kind === "day_close" ? T.zReport : T.receiptPreview),
+          preview,
+          image,
+        ),
+      ),
     ),
   );
   loadPreview(entry.seq, preview, image);

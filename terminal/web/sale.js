@@ -4,8 +4,21 @@
 import { api } from "./api.js";
 import { ask } from "./dialog.js";
 import { $, h, lockIcon, replace } from "./dom.js";
-import { BENEFIT_REASONS, T, UNITS, errorText } from "./i18n.js";
-import { formatPln, formatPoints, parsePln } from "./format.js";
+import { BENEFIT_REASONS, OVERRIDE_REASONS, T, UNITS, errorText } from "./i18n.js";
+import { formatDate, formatDateTime, formatPln, formatPoints, parsePln } from "./format.js";
+import { BACKSPACE, CLEAR, digitPad, letterKeyboard, reasonChips, stepper } from "./keypad.js";
+
+// Why a benefit cannot be used, with the number or date that says when it could.
+export function benefitReason(b, balance) {
+  const base = b.reason ? BENEFIT_REASONS[b.reason] || b.message || b.reason : T.unavailable;
+  if (b.reason === "points_below_threshold" && typeof b.min_points === "number") {
+    return `${base}: ${T.needPoints(b.min_points + 1 - balance, b.min_points)}`;
+  }
+  if (b.reason === "not_yet_valid" && b.valid_from) return T.fromDate(formatDate(b.valid_from));
+  if (b.reason === "expired" && b.valid_to) return T.untilDate(formatDate(b.valid_to));
+  if (b.reason === "period_limit_reached" && b.free_at) return `${base}: ${T.freeAt(formatDateTime(b.free_at))}`;
+  return base;
+}
 
 const RETRY_DELAYS_MS = [300, 600, 1200, 2400, 4000, 5000];
 const QUOTE_DEBOUNCE_MS = 150;
@@ -58,8 +71,14 @@ export class SaleForm {
       autocomplete: "off",
       spellcheck: "false",
       placeholder: T.amountPlaceholder,
+      maxlength: "20",
       "aria-describedby": "amount-error",
       "aria-keyshortcuts": "F2",
+    });
+    this.amountPad = digitPad(this.amountInput, {
+      id: "amount-pad",
+      cls: "keypad-row",
+      keys: ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0", ",", BACKSPACE, CLEAR],
     });
     this.amountInput.addEventListener("input", () => this.changed());
     this.amountInput.addEventListener("keydown", (ev) => {
@@ -85,7 +104,13 @@ export class SaleForm {
     const active = Boolean(this.card.active);
     replace(
       this.col,
-      h("section", { class: "benefits-section" }, h("h2", {}, T.benefits), this.benefitsEl),
+      h(
+        "section",
+        { class: "benefits-section" },
+        h("h2", {}, T.benefits),
+        active ? null : h("p", { class: "benefits-blocked", id: "benefits-blocked" }, T.benefitsBlocked),
+        this.benefitsEl,
+      ),
       active
         ? h(
             "section",
@@ -96,20 +121,27 @@ export class SaleForm {
               h("label", { for: "amount" }, h("kbd", {}, "F2"), " ", T.amount),
               h("div", { class: "amount-field" }, this.amountInput, h("span", { class: "currency" }, "zł")),
             ),
+            this.amountPad,
             this.amountError,
-            h("div", { class: "sale-grid" }, this.redeemEl, this.quoteEl),
+            this.redeemEl,
+            // The summary beside the buttons: "Do zapłaty" is read where the finger goes.
             h(
               "div",
-              { class: "sale-buttons" },
-              this.statusEl,
+              { class: "sale-bottom" },
+              this.quoteEl,
               h(
-                "button",
-                { type: "button", class: "btn btn-big", id: "sale-cancel", onclick: () => this.cancel() },
-                `${T.cancel} (Esc)`,
+                "div",
+                { class: "sale-buttons" },
+                this.retryBtn,
+                this.confirmBtn,
+                h(
+                  "button",
+                  { type: "button", class: "btn", id: "sale-cancel", onclick: () => this.cancel() },
+                  `${T.cancel} (Esc)`,
+                ),
               ),
-              this.retryBtn,
-              this.confirmBtn,
             ),
+            this.statusEl,
           )
         : null,
     );
@@ -189,7 +221,8 @@ export class SaleForm {
         T.use,
       );
     }
-    const reason = b.reason ? BENEFIT_REASONS[b.reason] || b.reason : T.unavailable;
+    // An inactive card's reason is said once, above the list, not on every benefit.
+    const reason = this.card.active ? benefitReason(b, (this.card.balance && this.card.balance.points) || 0) : null;
     return h(
       "li",
       {
@@ -204,20 +237,28 @@ export class SaleForm {
         b.label ? h("span", { class: "benefit-label" }, b.label) : null,
         points,
       ),
-      available ? null : h("div", { class: "benefit-reason" }, reason),
+      available || !reason ? null : h("div", { class: "benefit-reason" }, reason),
       h("div", { class: "benefit-action" }, action),
     );
   }
 
   renderRedeem() {
     const balance = (this.card.balance && this.card.balance.points) || 0;
-    const options = this.card.redeem_options || [];
-    if (!options.length) {
+    const usable = this.card.redeem_options || [];
+    const tiers = this.card.redeem_tiers && this.card.redeem_tiers.length ? this.card.redeem_tiers : usable;
+    if (!tiers.length) {
       this.redeemEl.hidden = true;
       return;
     }
     this.redeemEl.hidden = false;
-    if (this.redeemPoints && !options.some((o) => o.points === this.redeemPoints && o.points <= balance)) {
+    const usableSet = new Set(usable.map((o) => o.points));
+    const options = tiers;
+    let why = null;
+    if (!usable.length) {
+      const min = tiers[0].points;
+      why = balance < min ? T.redeemNeed(min, min - balance) : T.redeemOffline;
+    }
+    if (this.redeemPoints && !usableSet.has(this.redeemPoints)) {
       this.redeemPoints = 0;
     }
     const radio = (value, label, disabled, note) =>
@@ -245,17 +286,18 @@ export class SaleForm {
         { class: "redeem-options" },
         radio(0, T.redeemNone, false, null),
         options.map((o) =>
-        radio(
-          o.points,
-          [
-            h("span", { class: "redeem-points" }, formatPoints(o.points)),
-            h("span", { class: "redeem-discount" }, `−${formatPln(o.discount_gr)}`),
-          ],
-          o.points > balance,
-          o.points > balance ? T.redeemTooFew : null,
-        ),
+          radio(
+            o.points,
+            [
+              h("span", { class: "redeem-points" }, formatPoints(o.points)),
+              h("span", { class: "redeem-discount" }, `−${formatPln(o.discount_gr)}`),
+            ],
+            !usableSet.has(o.points),
+            o.points > balance ? `${T.redeemTooFew}: ${T.needPoints(o.points - balance, o.points)}` : null,
+          ),
         ),
       ),
+      why ? h("p", { class: "redeem-why", id: "redeem-why" }, why) : null,
     );
   }
 
@@ -268,11 +310,19 @@ export class SaleForm {
       replace(this.quoteEl);
       return;
     }
+    // "Do zapłaty" follows from what is chosen: the amount, the benefits, the tier.
+    const byId = new Map((this.card.benefits || []).map((b) => [b.id, b]));
+    const benefitRows = [...this.chosen.keys()].map((id) => {
+      const b = byId.get(id) || { name: id, label: "" };
+      return [T.quoteBenefit, [b.name, b.label].filter(Boolean).join(" · "), `quote-benefit-${id}`, "quote-wide"];
+    });
     const rows = [
+      ...benefitRows,
+      q.discount_gr
+        ? [`${T.quoteDiscount} (${formatPoints(q.points_redeemed || 0)})`, `−${formatPln(q.discount_gr)}`, "quote-discount"]
+        : null,
+      [T.quoteToPay, formatPln(Math.max(0, (q.amount_gr || 0) - (q.discount_gr || 0))), "quote-topay", "quote-total"],
       [T.quoteEarn, `+${formatPoints(q.points_earned || 0)}`, "quote-earn"],
-      q.points_redeemed ? [T.quoteRedeem, `−${formatPoints(q.points_redeemed)}`, "quote-redeem"] : null,
-      q.discount_gr ? [T.quoteDiscount, `−${formatPln(q.discount_gr)}`, "quote-discount"] : null,
-      [T.quoteToPay, formatPln(Math.max(0, (q.amount_gr || 0) - (q.discount_gr || 0))), "quote-topay"],
       typeof q.balance_after === "number" ? [T.quoteBalance, formatPoints(q.balance_after), "quote-balance"] : null,
     ].filter(Boolean);
     const why = Array.isArray(q.explanation) ? q.explanation : [];
@@ -282,7 +332,7 @@ export class SaleForm {
       h(
         "dl",
         { class: "quote-rows" },
-        rows.map(([k, v, id]) => [h("dt", {}, k), h("dd", { id }, v)]),
+        rows.map(([k, v, id, cls]) => [h("dt", { class: cls || null }, k), h("dd", { id, class: cls || null }, v)]),
       ),
       why.length ? h("ul", { class: "quote-why", id: "quote-why" }, why.map((t) => h("li", {}, t))) : null,
     );
@@ -304,16 +354,35 @@ export class SaleForm {
     const pointsInput = b.points_locked
       ? null
       : h("input", { id: "use-points", type: "number", min: "0", step: "1", value: String(b.points || 0), inputmode: "numeric" });
-    const reasonInput = b.points_locked ? null : h("input", { id: "use-reason", type: "text", maxlength: "200" });
+    const reasonInput = b.points_locked
+      ? null
+      : h("input", { id: "use-reason", type: "text", maxlength: "200", autocomplete: "off" });
+    // The reason's keys open only once the points are changed: the usual use stays short.
+    const reasonBox = b.points_locked
+      ? null
+      : h(
+          "div",
+          { class: "reason-box", id: "use-reason-box", hidden: true },
+          h("label", { for: "use-reason" }, T.overrideReason),
+          reasonInput,
+          reasonChips(reasonInput, OVERRIDE_REASONS, { id: "use-reason-chips" }),
+          letterKeyboard(reasonInput, { id: "use-reason-keys" }),
+        );
     // Points follow the quantity until the cashier edits them.
     let pointsEdited = false;
+    const showReason = () => {
+      const n = Number.parseInt(qty.value, 10) || 1;
+      if (reasonBox) reasonBox.hidden = Number(pointsInput.value) === (b.points || 0) * n;
+    };
     if (pointsInput) {
       pointsInput.addEventListener("input", () => {
         pointsEdited = true;
+        showReason();
       });
       qty.addEventListener("input", () => {
         const n = Number.parseInt(qty.value, 10);
         if (!pointsEdited && n > 0) pointsInput.value = String((b.points || 0) * n);
+        showReason();
       });
     }
     const values = await ask(this.dialog, {
@@ -325,8 +394,24 @@ export class SaleForm {
           { class: "confirm-use-text" },
           `${T.confirmUseText} „${b.name}”${b.label ? ` (${b.label})` : ""} ${T.confirmUseFor} ${this.card.number}?`,
         ),
-        h("label", { for: "use-quantity" }, `${T.quantity} (${unit})`),
-        qty,
+        h(
+          "div",
+          { class: "use-numbers" },
+          h(
+            "div",
+            {},
+            h("label", { for: "use-quantity" }, `${T.quantity} (${unit})`),
+            stepper(qty, { min: 1, max: 99, label: T.quantity }),
+          ),
+          pointsInput
+            ? h(
+                "div",
+                {},
+                h("label", { for: "use-points" }, T.pointsForBenefit),
+                stepper(pointsInput, { min: 0, label: T.pointsForBenefit }),
+              )
+            : null,
+        ),
         b.points_locked
           ? h(
               "p",
@@ -335,12 +420,7 @@ export class SaleForm {
               lockIcon(T.pointsLocked),
               ` ${T.pointsLocked}`,
             )
-          : [
-              h("label", { for: "use-points" }, T.pointsForBenefit),
-              pointsInput,
-              h("label", { for: "use-reason" }, T.overrideReason),
-              reasonInput,
-            ],
+          : reasonBox,
       ],
       read: () => {
         const quantity = Number(qty.value);
@@ -351,7 +431,11 @@ export class SaleForm {
         const standard = (b.points || 0) * quantity;
         if (points === standard) return { quantity, points: null, reason: null };
         const reason = reasonInput.value.trim();
-        if (!reason) return { error: T.overrideReasonRequired };
+        if (!reason) {
+          reasonBox.hidden = false;
+          reasonInput.focus();
+          return { error: T.overrideReasonRequired };
+        }
         return { quantity, points, reason };
       },
     });

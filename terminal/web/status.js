@@ -38,7 +38,7 @@ export function renderStatus(bar, health, cashier, handlers, info) {
     `${T.lastUpload}: ${sync.last_upload_at ? formatWhen(sync.last_upload_at) : T.never}`,
   ];
   if (typeof sync.cards_age_s === "number") {
-    syncParts.push(`${T.cardsAge}: ${duration(sync.cards_age_s)}`);
+    syncParts.push(`${T.cardsAge} ${duration(sync.cards_age_s)}`);
   }
   replace(
     bar,

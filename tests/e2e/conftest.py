@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,10 +48,11 @@ def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
             print(logs_of(s))
 
 
-@pytest.fixture
-def page(browser: Browser, stack: Stack) -> Iterator[Page]:
+@contextlib.contextmanager
+def till_page(browser: Browser, width: int = 1024, height: int = 768) -> Iterator[Page]:
+    """A touch screen of the till's size, in Polish and Warsaw time; no JavaScript errors."""
     context = browser.new_context(
-        viewport={"width": 1024, "height": 768},
+        viewport={"width": width, "height": height},
         locale="pl-PL",
         timezone_id="Europe/Warsaw",
         has_touch=True,
@@ -62,6 +64,12 @@ def page(browser: Browser, stack: Stack) -> Iterator[Page]:
     yield pg
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def page(browser: Browser, stack: Stack) -> Iterator[Page]:
+    with till_page(browser) as pg:
+        yield pg
 
 
 @pytest.fixture

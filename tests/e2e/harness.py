@@ -93,6 +93,17 @@ def wait_for(
         time.sleep(interval)
 
 
+def luhn_pan(prefix: str) -> str:
+    """A Luhn-valid made-up number (never a real card) built at test time."""
+    digits = [int(c) for c in prefix + "0"]
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        if i % 2 == 1:
+            d = d * 2 - 9 if d * 2 > 9 else d * 2
+        total += d
+    return prefix + str((10 - total % 10) % 10)
+
+
 def swipe_bytes(number: str) -> bytes:
     """What a serial magnetic-stripe reader sends for a city card (track 2)."""
     return f";{number.replace('-', '')}?\r".encode()

@@ -21,6 +21,7 @@ from tests.e2e.harness import (
     RESIDENT_CARD,
     SENIOR_CARD,
     Stack,
+    luhn_pan,
     wait_for,
 )
 from tests.e2e.test_login_roles import approve_by_clicks, approve_by_keyboard
@@ -87,10 +88,11 @@ def test_sale_void_reprint_and_day_close(page: Page, stack: Stack, shot: Shot) -
         row = page.locator(f'.benefit[data-benefit="{b["id"]}"]')
         expect(row.locator(".icon-lock")).to_have_count(1 if b["points_locked"] else 0)
         if not b["available"]:
-            # The page's own Polish words, never the bare code.
+            # The page's own Polish words (with the date or points that say when), never
+            # the bare code.
             reason = row.locator(".benefit-reason")
             expect(reason).not_to_have_text(b["reason"] or "")
-            expect(reason).to_have_text(re.compile(r"^[a-ząćęłńóśźż ]{6,}$"))
+            expect(reason).to_have_text(re.compile(r"^[a-ząćęłńóśźż][a-ząćęłńóśźż0-9 .:,()]{5,}$"))
     # A 1024x768 touch screen: every visible button is a finger-sized target.
     heights: list[float] = page.evaluate(
         "[...document.querySelectorAll('button')].filter((b) => b.offsetParent)"
@@ -116,7 +118,7 @@ def test_sale_void_reprint_and_day_close(page: Page, stack: Stack, shot: Shot) -
     shot("03-use-confirmation")
     page.locator("#dialog-confirm").click()
     expect(dialog).to_be_hidden()
-    expect(page.locator(f'.benefit[data-benefit="{benefit["id"]}"]')).to_contain_text("Wybrany")
+    expect(page.locator(f'.benefit[data-benefit="{benefit["id"]}"]')).to_contain_text("Wybrano")
 
     quote: dict[str, Any] = stack.api(
         "POST",
@@ -161,7 +163,7 @@ def test_sale_void_reprint_and_day_close(page: Page, stack: Stack, shot: Shot) -
     page.locator("#result-void").click()
     expect(dialog).to_be_visible()
     page.locator("#dialog-confirm").click()
-    expect(page.locator("#dialog-error")).to_have_text("Podaj powód unieważnienia.")
+    expect(page.locator("#dialog-error")).to_have_text("Podaj powód anulowania.")
     page.locator("#void-reason").fill("Pomyłka kasjera — zła kwota")
     page.locator("#dialog-confirm").click()
     expect(page.locator("#result")).to_have_attribute("data-kind", "void")
@@ -174,8 +176,12 @@ def test_sale_void_reprint_and_day_close(page: Page, stack: Stack, shot: Shot) -
 
     printed_before = len(stack.printed())
     page.locator("#action-reprint").click()
-    expect(page.locator("#toast")).to_have_text("Wysłano kopię paragonu do drukarki.")
+    expect(page.locator("#toast")).to_have_text("Wysłano kopię wydruku (KOPIA) do drukarki.")
     stack.wait_printed(b"KOPIA", after=printed_before)
+    # F8 shows the copy as printed; closing it returns to the screen.
+    expect(page.locator("#copy-text")).to_contain_text("KOPIA")
+    page.locator("#dialog-confirm").click()
+    expect(dialog).to_be_hidden()
 
     page.locator("#action-close-day").click()
     expect(dialog).to_contain_text("raport Z")
@@ -237,17 +243,6 @@ def test_unknown_and_payment_cards_are_refused(page: Page, stack: Stack, shot: S
     shot("payment-card")
 
 
-def luhn_pan(prefix: str) -> str:
-    """A Luhn-valid made-up number (never a real card) built at test time."""
-    digits = [int(c) for c in prefix + "0"]
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2 == 1:
-            d = d * 2 - 9 if d * 2 > 9 else d * 2
-        total += d
-    return prefix + str((10 - total % 10) % 10)
-
-
 def test_keyboard_only_flow(page: Page, stack: Stack, shot: Shot) -> None:
     page.goto(stack.url)
     page.keyboard.press("1")  # the first name on the list: Kasia
@@ -281,7 +276,7 @@ def test_keyboard_only_flow(page: Page, stack: Stack, shot: Shot) -> None:
     page.keyboard.press("Enter")
     expect(page.locator("#dialog")).to_be_visible()
     page.keyboard.press("Enter")
-    expect(page.locator(f'.benefit[data-benefit="{benefit_id}"]')).to_contain_text("Wybrany")
+    expect(page.locator(f'.benefit[data-benefit="{benefit_id}"]')).to_contain_text("Wybrano")
 
     page.keyboard.press("F2")
     page.keyboard.press("Enter")
@@ -325,7 +320,8 @@ def test_polish_text_on_screen(page: Page, stack: Stack, shot: Shot) -> None:
     view = card_view(stack, BLOCKED_CARD)
     expect(page.locator("#holder-name")).to_have_text(view["holder"]["display_name"])
     text = page.locator("body").inner_text()
-    for word in ("Numer karty", "Zamknij dzień", "Unieważnij", "Użyj", "zastrzeżona", "Wyloguj"):
+    words = ("Numer karty", "Zamknij dzień", "Anuluj transakcję", "Użyj", "zastrzeżona", "Wyloguj")
+    for word in words:
         assert word in text
     # No mojibake (UTF-8 read as Latin-1 gives "Ä…", "Å‚"), no replacement characters.
     assert not re.search("[\ufffd]|Ä[\x80-\xbf…]|Å[\x80-\xbf‚]", text)

@@ -116,7 +116,7 @@ def test_paper_out_is_shown_and_the_sale_still_commits(
     expect(page.locator("#result-title")).to_have_text("Transakcja zapisana")
     [sale] = sales(stack)
     expect(page.locator("#status-printer")).to_contain_text("Brak papieru", timeout=15_000)
-    expect(page.locator("#offline-banner")).to_contain_text("paragony czekają w kolejce")
+    expect(page.locator("#offline-banner")).to_contain_text("wydruki czekają w kolejce")
     shot("paper-out")
 
     # Paper back in: the queued receipt prints once and the bar says so.
