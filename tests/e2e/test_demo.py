@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.harness import ARTIFACTS, CASHIER_PIN, KARTAPOS, Process, free_port, wait_for
+from tests.e2e.harness import (
+    ARTIFACTS,
+    CASHIER_NAME,
+    CASHIER_PIN,
+    KARTAPOS,
+    Process,
+    free_port,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -56,9 +64,21 @@ def demo_page(browser: Browser, demo_url: str) -> Iterator[Page]:
     context.close()
 
 
+def balance_in_sight(page: Page) -> None:
+    """The demo buttons never push the balance out of sight (1024x768)."""
+    expect(page.locator("#balance")).to_be_in_viewport(ratio=1)
+    cut: bool = page.locator("#balance").evaluate(
+        """(el) => { const r = el.getBoundingClientRect();
+            const box = el.closest('.card-panel').getBoundingClientRect();
+            return r.bottom > box.bottom + 0.5 || r.top < box.top - 0.5; }"""
+    )
+    assert not cut, "the balance is scrolled out of the card panel"
+
+
 def test_simulated_swipes_show_cards(demo_page: Page, demo_url: str) -> None:
     page = demo_page
     page.goto(demo_url)
+    page.locator(".cashier-choice", has_text=CASHIER_NAME).click()  # the name, then the PIN
     page.locator("#pin").fill(CASHIER_PIN)
     page.locator("#pin").press("Enter")
     expect(page.locator("#demo-panel")).to_be_visible()
@@ -66,9 +86,11 @@ def test_simulated_swipes_show_cards(demo_page: Page, demo_url: str) -> None:
 
     page.locator('button[data-key="resident"]').click()
     expect(page.locator("#card-state")).to_have_attribute("data-active", "true")
+    balance_in_sight(page)
     page.locator('button[data-key="blocked"]').click()
     expect(page.locator("#card-state")).to_contain_text("NIEAKTYWNA")
     expect(page.locator("#card-state")).to_contain_text("zastrzeżona")
+    balance_in_sight(page)  # under the longer NIEAKTYWNA text too
     page.locator('button[data-key="payment"]').click()
     expect(page.locator("#card-refusal")).to_have_attribute("data-reason", "payment_card")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
