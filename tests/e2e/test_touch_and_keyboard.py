@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
+from sync.central.demo_data import demo_number
 from tests.e2e.conftest import till_page
 from tests.e2e.harness import (
     ARTIFACTS,
@@ -545,3 +546,45 @@ def test_a_bank_card_number_never_stays_on_screen(
     expect(page.locator("#amount")).to_have_class(re.compile(r"\bmasked\b"))
     assert pan not in page.content()
     assert entries(stack, "sale") == []
+
+
+# --- why not, said once and with the numbers -----------------------------------------
+
+
+@pytest.mark.parametrize("size", [SIZES[0]], ids=["1024x768"], indirect=True)
+def test_a_refusal_says_why_once_with_the_numbers_and_what_next(
+    screen: Page, stack: Stack, size: tuple[int, int]
+) -> None:
+    page = screen
+    shot = Shots(page, "reasons", size)
+    login_by_touch(page, stack)
+
+    # 90 points: the tiers stay on screen, greyed, and the section says what is missing.
+    few = card_view(stack, demo_number(3))
+    assert few["balance"]["points"] < min(t["points"] for t in few["redeem_tiers"])
+    stack.swipe(demo_number(3))
+    expect(page.locator("#card-state")).to_have_attribute("data-active", "true")
+    missing = 100 - few["balance"]["points"]
+    expect(page.locator("#redeem-why")).to_have_text(
+        f"Do wymiany potrzeba co najmniej 100 pkt — brakuje {missing} pkt."
+    )
+    expect(page.locator('.redeem-option input[value="100"]')).to_be_disabled()
+    expect(page.locator("#programs")).to_contain_text("Karta Dużej Rodziny ważna do")
+    shot("too-few-points", page.locator("#redeem-why"))
+
+    # A replaced card: the reason once, with the next step; no benefit repeats it.
+    stack.swipe(demo_number(6))
+    state = page.locator("#card-state")
+    expect(state).to_contain_text("NIEAKTYWNA")
+    expect(page.locator("#card-error-message")).to_contain_text("Poproś o nową kartę (duplikat)")
+    assert page.locator("body").inner_text().count("zastąpiona") == 1
+    expect(page.locator(".benefit-reason")).to_have_count(0)
+    expect(page.locator("#benefits-blocked")).to_be_visible()
+    shot("replaced", state, page.locator("#benefits-blocked"))
+
+    # Ended packages: the package expired, not the person.
+    stack.swipe(demo_number(5))
+    expect(page.locator("#card-error-message")).to_contain_text("Brak ważnego pakietu")
+    expect(page.locator("#programs")).to_contain_text("pakiet wygasł")
+    assert "Mieszkaniec wygasł" not in page.locator("body").inner_text()
+    shot("expired-packages", page.locator("#card-state"), page.locator("#balance"))
