@@ -187,3 +187,30 @@ def test_offline_banner(module_page: Page) -> None:
     assert paper is not None
     assert "Brak papieru" in paper
     assert "Tryb offline" not in paper
+
+
+def _luhn_complete(prefix: str) -> str:
+    digits = [int(c) for c in prefix + "0"]
+    total = sum(
+        (d * 2 - 9 if d * 2 > 9 else d * 2) if i % 2 else d for i, d in enumerate(reversed(digits))
+    )
+    return prefix + str((10 - total % 10) % 10)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    prefix=st.text("0123456789", min_size=12, max_size=18),
+    sep=st.sampled_from(["", " ", "-"]),
+)
+def test_the_bank_card_guard_sees_every_luhn_run(module_page: Page, prefix: str, sep: str) -> None:
+    pan = _luhn_complete(prefix)
+    spaced = sep.join(pan[i : i + 4] for i in range(0, len(pan), 4))
+    broken = pan[:-1] + str((int(pan[-1]) + 1) % 10)
+    found: list[bool] = module_page.evaluate(
+        "async (xs) => { const m = await import('/web/guard.js'); return xs.map(m.hasPan); }",
+        [pan, spaced, f"nr {pan}!", "01-000018", "123,45", "12345678,90", broken[:12]],
+    )
+    assert found[:3] == [True, True, True]
+    assert found[3:] == [False, False, False, False]
