@@ -97,3 +97,11 @@ def test_the_parser_reads_a_row_and_refuses_a_short_one() -> None:
     assert parse(good) == [Row("a", "s", ("sa", "sb"), ("SC",), ("x",))]
     with pytest.raises(ValueError, match="5 cells"):
         parse("| thing | stem |\n| a | `s` | `sa` |\n")
+
+
+def test_an_explanation_names_the_package_not_its_code() -> None:
+    from ledger.explanations import explain
+
+    text = explain("multiplier", points=56, program="kdr", multiplier=2).text_pl
+    assert text == "Pakiet Karta Dużej Rodziny: punkty ×2 (+56 pkt)"
+    assert "kdr" not in text
