@@ -7,7 +7,10 @@ a day close asked by a cashier opens the manager's approval on the same screen
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,8 +21,10 @@ from playwright.sync_api import Page, expect
 from tests.e2e.harness import (
     CASHIER_NAME,
     CASHIER_PIN,
+    KARTAPOS,
     MANAGER_NAME,
     MANAGER_PIN,
+    PARTNER_ID,
     RESIDENT_CARD,
     Stack,
     wait_for,
@@ -227,3 +232,33 @@ def test_a_cancelled_approval_writes_nothing(page: Page, stack: Stack) -> None:
 
 def _plain_sale() -> dict[str, Any]:
     return {"id": "01890000-0000-7000-8000-000000000001", "card": RESIDENT_CARD, "amount_gr": 900}
+
+
+def test_a_cashier_left_out_of_new_rules_is_sent_back_to_the_names(
+    page: Page, stack: Stack
+) -> None:
+    page.goto(stack.url)
+    page.get_by_role("button", name="Tomek", exact=True).tap()
+    tap_digits(page, "#keypad", "5678")
+    page.locator("#login-submit").tap()
+    expect(page.locator("#cashier-name")).to_have_text("Tomek")
+
+    # The city publishes rules without Tomek; the till fetches them.
+    token = stack.token_file.read_text().strip()
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{stack.central_port}/v1/partners/{PARTNER_ID}/rules",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - loopback http
+        rules = json.loads(resp.read())
+    rules["version"] = f"{rules['version']}-bez-tomka"
+    rules["cashiers"] = [c for c in rules["cashiers"] if c["name"] != "Tomek"]
+    doc = stack.root / "rules-without-tomek.json"
+    doc.write_text(json.dumps(rules), encoding="utf-8")
+    central = ["central", "-c", str(stack.root / "central.toml"), "load-rules"]
+    subprocess.run([KARTAPOS, *central, PARTNER_ID, str(doc)], check=True, timeout=60)
+    stack.api("POST", "/api/v1/sync")
+
+    expect(page.locator("#cashier-list")).to_be_visible(timeout=15_000)
+    expect(page.get_by_role("button", name="Tomek", exact=True)).to_have_count(0)
+    expect(page.get_by_role("button", name=CASHIER_NAME, exact=True)).to_be_visible()
