@@ -12,6 +12,7 @@ pkgs=(
   systemd                 # systemd-analyze verify, systemd-sysusers/-tmpfiles --root
   udev                    # udevadm (the rules check); Debian ships it apart from systemd
   strace                  # the syscall-filter test
+  postgresql              # the city server's tests run on PostgreSQL too (initdb, postgres)
   mount                   # the chaos harness's tmpfs state dir
   # make deb and tests/packaging: the venv is built with Debian's own python3
   python3.11-venv python3-dev dpkg-dev binutils

@@ -8,13 +8,17 @@ control run where everyone starts at once (the baseline the slots are measured a
 Exit 1 when an entry is missing or doubled, or the spread night breaks the bound.
 
 Run: .venv/bin/python -m benchmarks.bench_fleet [--terminals 300] [--entries 200]
-     [--batch-size 100] [--window-s 30] [--seed 8]
+     [--batch-size 100] [--window-s 30] [--seed 8] [--database sqlite|postgresql]
+
+``--database postgresql`` runs the city server on a throwaway PostgreSQL of Debian's
+``postgresql`` package (tests/pgserver.py; as root the cluster belongs to ``nobody``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import sys
 import tempfile
@@ -39,6 +43,7 @@ from tests.chaos.test_fleet import (
     open_fleet,
     run_night,
 )
+from tests.pgserver import PostgresServer, running_postgres
 from tests.sync.central_harness import CentralHarness
 
 
@@ -67,13 +72,18 @@ def _night(label: str, fig: NightFigures, bound: Bound | None) -> None:
     _line("faults injected", f"{sum(fig.injected.values())}", str(fig.injected or ""))
 
 
-async def bench(params: FleetParams, root_dir: str | None) -> int:
+async def bench(params: FleetParams, root_dir: str | None, engine: str = "sqlite") -> int:
     clock = FakeClock(datetime(2026, 11, 21, 4, 30, tzinfo=UTC))
     ok = True
     with (
         tempfile.TemporaryDirectory(prefix="kartapos-fleet-", dir=root_dir) as d,
         structlog.testing.capture_logs(),
+        running_postgres() if engine == "postgresql" else contextlib.nullcontext() as pg,
     ):
+
+        def database() -> str | None:
+            return pg.create_database("fleet") if isinstance(pg, PostgresServer) else None
+
         root = Path(d)
         t = time.monotonic()
         async with open_fleet(root / "terminals", params, clock) as fleet:
@@ -84,11 +94,11 @@ async def bench(params: FleetParams, root_dir: str | None) -> int:
                 f"fleet: {params.terminals} terminals x {params.entries} entries "
                 f"(batches of {params.batch_size}), window {params.window} compressed to "
                 f"{params.window_real_s:g} s (x{fleet.scale:,.0f}), seed {params.seed}; "
-                f"state built in {build_s:.1f} s (not timed)"
+                f"state built in {build_s:.1f} s (not timed); city database: {engine}"
             )
             meter = UploadMeter()
             async with CentralHarness.start(
-                root / "city", middlewares=[meter.middleware], seed=False
+                root / "city", database=database(), middlewares=[meter.middleware], seed=False
             ) as city:
                 await fleet.enrol_all(city)
                 d_solo = await calibrate(fleet.calib, city.url, meter, params, clock)
@@ -104,7 +114,7 @@ async def bench(params: FleetParams, root_dir: str | None) -> int:
                 ok &= night.max_in_flight <= bound.limit
 
             try:
-                herd, results = await control_night(root, fleet, params, clock)
+                herd, results = await control_night(root, fleet, params, clock, database=database())
             except AssertionError as e:
                 print(f"  control night: server and terminals differ: {e}")
                 return 1
@@ -140,6 +150,7 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--window-s", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=8)
+    p.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     a = p.parse_args()
     params = FleetParams(
         terminals=a.terminals,
@@ -149,7 +160,7 @@ def main() -> int:
         seed=a.seed,
     )
     shm = Path("/dev/shm")  # tmpfs: other jobs' disk flushes must not pose as server load
-    return asyncio.run(bench(params, str(shm) if shm.is_dir() else None))
+    return asyncio.run(bench(params, str(shm) if shm.is_dir() else None, a.database))
 
 
 if __name__ == "__main__":

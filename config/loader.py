@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from config.schema import CentralConfig, Config
+from config.schema import CentralConfig, Config, is_postgresql_url
 
 T = TypeVar("T")
 
@@ -134,7 +134,10 @@ def load_central_config(path: str | Path) -> CentralConfig:
     p = Path(path)
     cfg = _convert(p, _read_toml(p), CentralConfig)
     base = p.resolve().parent
-    central = msgspec.structs.replace(cfg.central, database=_resolve(base, cfg.central.database))
+    database = cfg.central.database
+    if not is_postgresql_url(database):
+        database = _resolve(base, database)
+    central = msgspec.structs.replace(cfg.central, database=database)
     return msgspec.structs.replace(cfg, central=central)
 
 

@@ -17,6 +17,7 @@ from msgspec import Meta
 
 Port = Annotated[int, Meta(ge=1, le=65535)]
 PositiveInt = Annotated[int, Meta(ge=1)]
+NonNegativeInt = Annotated[int, Meta(ge=0)]
 NonNegInt = Annotated[int, Meta(ge=0)]
 PositiveFloat = Annotated[float, Meta(gt=0)]
 Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -221,8 +222,16 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
             raise bad("readers", f"reader names must be unique: {', '.join(dupes)}")
 
 
+def is_postgresql_url(database: str) -> bool:
+    """Whether ``[central] database`` names a PostgreSQL server rather than a SQLite file."""
+    return database.startswith(("postgresql://", "postgres://"))
+
+
 class CentralSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     listen: str = "127.0.0.1:8765"
+    # A SQLite file (the embedded default; relative to the config file's folder), or a
+    # libpq URL "postgresql://user:password@host:port/dbname" (or ?host=/run/postgresql
+    # for a unix socket): the same server on PostgreSQL (needs kartapos[postgresql]).
     database: str = "central.sqlite"
     # An upload body's limit after inflating. Sized for the largest legitimate batch of the
     # default sync.batch_size: 1,000 entries of up to 4 KiB (a till's sale is ~0.7 KB, ~1.6
@@ -234,6 +243,11 @@ class CentralSection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, f
     max_body_bytes: PositiveInt = 4 * 1024 * 1024
     # Uploads verified at once; more get 503 with Retry-After (the client backs off).
     max_concurrent_uploads: PositiveInt = 8
+    # Full card feeds (every resident's name, birth date, chip ids, balance) one terminal
+    # may download per hour; more get 429 with Retry-After (0: no limit). A till needs one
+    # at enrolment and after a compaction; deltas are never limited. Every download is
+    # recorded (`kartapos central -c FILE reads`).
+    full_feeds_per_hour: NonNegativeInt = 6
     # Demo only: enrol an unknown terminal's key on first upload.
     trust_on_first_use: bool = False
     # Load the Polish demo data set at first start.

@@ -4,8 +4,11 @@ A fresh CI machine has only Debian's essential packages, Python and what sysdeps
 adds. A test that calls a tool present here only by chance (``udevadm`` lives in Debian's
 ``udev``, not ``systemd``) passes on a developer's box and fails on a fresh one. This
 module reads every tool the code names — ``_tool("…")``, ``shutil.which("…")``, the fixed
-argv[0] of a subprocess, an absolute ``/usr/...`` program path in the tests — asks dpkg
-which package ships it, and checks that package is in sysdeps.sh (or is Essential).
+argv[0] of a subprocess, an absolute ``/usr/...`` program path in the tests, a PostgreSQL
+server program ``pg_tool("…")`` (tests/pgserver.py) — asks dpkg which package ships it,
+and checks that package is in sysdeps.sh, is Essential, or is what a listed package
+depends on (``postgresql`` brings the server of Debian's current version,
+``postgresql-15``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
+from tests.pgserver import pg_bindir
 
 SYSDEPS = REPO_ROOT / ".ci" / "sysdeps.sh"
 # Tool names come from all code; absolute paths only from tests and benchmarks, where
@@ -31,6 +35,7 @@ PATH_TREES = ("tests", "benchmarks")
 NOT_A_TOOL = {
     "/usr/bin/kartapos": "what the Debian package installs; the package tests check it",
     "/usr/sbin/nologin": "the shell asserted in the sysusers entry, never run",
+    "/usr/lib/postgresql": "the folder tests/pgserver.py looks for the server programs in",
 }
 SUBPROCESS_CALLS = {"run", "Popen", "call", "check_call", "check_output"}
 PROGRAM_PATH = re.compile(r"^/(?:usr/)?(?:s?bin|lib)/[\w.+/-]+$")
@@ -94,7 +99,10 @@ def tools_in_source(source: str, name: str, *, paths: bool) -> Iterator[Use]:
         where = f"{name}:{getattr(node, 'lineno', 0)}"
         if isinstance(node, ast.Call) and node.args:
             first = node.args[0]
-            if _callee(node) in ("_tool", "which"):
+            if _callee(node) == "pg_tool" and (s := _str(first)) is not None:
+                bindir = pg_bindir()
+                yield Use(str(bindir / s) if bindir else s, where)
+            elif _callee(node) in ("_tool", "which"):
                 if (s := _str(first)) is not None:
                     yield Use(s, where)
                 elif isinstance(first, ast.Name):
@@ -157,6 +165,18 @@ def _essential(package: str) -> bool:
     return proc.stdout.strip() == "yes"
 
 
+def _depended_on(package: str, listed: set[str]) -> bool:
+    """Whether a listed package depends on ``package`` directly (a metapackage's pick)."""
+    for p in sorted(listed):
+        proc = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Depends}", p], capture_output=True, text=True, check=False
+        )
+        names = {d.strip().split(" ")[0].split(":")[0] for d in re.split("[,|]", proc.stdout)}
+        if package in names:
+            return True
+    return False
+
+
 def _from_python(path: str) -> bool:
     """A tool the venv provides (pip installed it), not Debian."""
     return Path(path).resolve().is_relative_to(Path(sys.prefix).resolve()) or path.startswith(
@@ -178,7 +198,7 @@ def problems(uses: Iterable[Use], packages: set[str]) -> list[str]:
         owner = _dpkg_owner(path)
         if owner is None:
             found.append(f"{tool} ({where}) at {path} comes from no Debian package")
-        elif owner not in packages and not _essential(owner):
+        elif owner not in packages and not _essential(owner) and not _depended_on(owner, packages):
             found.append(f"{tool} ({where}) is in Debian package {owner}, not in sysdeps.sh")
     return found
 
@@ -193,6 +213,8 @@ def test_the_reader_finds_the_tools_we_know_the_tests_run() -> None:
     tools = {u.tool for u in tools_in_repo()}
     known = {"udevadm", "systemd-analyze", "systemd-sysusers", "strace", "mount"}
     assert known | {"/usr/sbin/pcscd", "/usr/bin/chromium"} <= tools, tools
+    postgres = {t.rsplit("/", 1)[-1] for t in tools if "/postgresql/" in t}
+    assert {"initdb", "postgres"} <= postgres, tools
 
 
 def test_a_missing_package_is_named() -> None:
@@ -221,3 +243,12 @@ def test_a_missing_package_is_named() -> None:
     assert problems([Use("no-such-tool-kp", "t.py:9")], everything) == [
         "no-such-tool-kp (t.py:9) is not installed: add its Debian package to sysdeps.sh"
     ]
+
+
+def test_a_postgresql_program_needs_the_postgresql_package() -> None:
+    uses = list(tools_in_source("X = pg_tool('initdb')\n", "t.py", paths=False))
+    assert [u.tool.rsplit("/", 1)[-1] for u in uses] == ["initdb"]
+    everything = sysdeps_packages()
+    assert problems(uses, everything) == []
+    [problem] = problems(uses, everything - {"postgresql"})
+    assert problem.startswith(f"{uses[0].tool} (t.py:1) is in Debian package postgresql-")

@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import zlib
 from collections.abc import AsyncGenerator, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, NoReturn, Self
 
@@ -21,6 +20,7 @@ from ledger.canonical import canonical
 from ledger.clock import Clock, SystemClock
 from ledger.entry import Head
 from sync.central.db import CentralDB, LeaseRefused, TerminalRow
+from sync.central.engine import describe
 from sync.central.verify import BatchRejected, VerifiedBatch, check_signature, verify_chain_of
 from sync.wire import (
     NDJSON,
@@ -453,7 +453,7 @@ class CentralServer:
         host, port = parse_listen(c.listen)
         if self._port is not None:
             port = self._port
-        self._db = await CentralDB.open(Path(c.database), self._clock)
+        self._db = await CentralDB.open(c.database, self._clock)
         try:
             if c.seed_demo:
                 await seed_demo_into(self._db)
@@ -470,7 +470,7 @@ class CentralServer:
         bound_port = self._runner.addresses[0][1]
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{bound_port}"
-        log.info("central_listening", url=self.url, database=str(c.database))
+        log.info("central_listening", url=self.url, database=describe(c.database))
 
     async def stop(self) -> None:
         if self._runner is not None:

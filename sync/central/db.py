@@ -1,6 +1,7 @@
-"""The reference city server's database: SQLite via aiosqlite, WAL, synchronous=FULL.
+"""The reference city server's database: SQLite (WAL, synchronous=FULL) or PostgreSQL.
 
-Each operation is one transaction that runs in aiosqlite's thread in one hop, so a
+Each operation is one transaction that runs in the engine's thread in one hop
+(``sync/central/engine.py``: aiosqlite's, or psycopg's worker), so a
 batch is appended (entries, head, card balances, benefit users, usage per holder, card
 list and usage versions) atomically or not at all. The card and usage feeds read a
 snapshot on a connection of their own. A lease (contract 11.5) is one transaction too.
@@ -11,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-import sqlite3
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -19,7 +19,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, Self, TypeVar
 
-import aiosqlite
 import msgspec
 import structlog
 
@@ -28,7 +27,17 @@ from ledger.clock import Clock, SystemClock, format_ts
 from ledger.domain import Benefit, CardRecord, CardRemoved, CardStatus, Rules
 from ledger.entry import GENESIS_HASH, Entry, EntryKind, Head
 from ledger.periods import local_day, window_dates
-from ledger.store import run_in_connection_thread
+from sync.central.engine import (
+    Conn,
+    Cursor,
+    Engine,
+    EngineError,
+    SqliteEngine,
+    database_errors,
+    describe,
+    open_engine,
+    run_in_connection_thread,
+)
 from sync.central.verify import VerifiedBatch
 from sync.wire import CardsEnd, CardsHeader, UsageEnd, UsageHeader, UsageLine, encode_line
 
@@ -91,8 +100,8 @@ CREATE TABLE IF NOT EXISTS leases (
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta VALUES ('schema', @SCHEMA@), ('cards_version', 0),
-    ('delta_floor', 0), ('demo_seeded', 0), ('usage_version', 0);
+INSERT INTO meta VALUES ('schema', @SCHEMA@), ('cards_version', 0),
+    ('delta_floor', 0), ('demo_seeded', 0), ('usage_version', 0) ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS terminals (
     id             TEXT PRIMARY KEY,
     partner_id     TEXT NOT NULL,
@@ -232,18 +241,18 @@ def _removed_line(number: str) -> bytes:
     return encode_line(CardRemoved(number=number, removed=True))
 
 
-def _bump_version(db: sqlite3.Connection) -> int:
+def _bump_version(db: Conn) -> int:
     row = db.execute(
         "UPDATE meta SET value = value + 1 WHERE key = 'cards_version' RETURNING value"
     ).fetchone()
     return int(row[0])
 
 
-def _meta(db: sqlite3.Connection, key: str) -> int:
+def _meta(db: Conn, key: str) -> int:
     return int(db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0])
 
 
-def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+def _migrate_1_to_2(db: Conn) -> None:
     """Schema 2: card balances are integers by a CHECK; a REAL an overflow left is repaired."""
     floats = int(
         db.execute("SELECT count(*) FROM cards WHERE typeof(points) != 'integer'").fetchone()[0]
@@ -276,7 +285,7 @@ def _migrate_1_to_2(db: sqlite3.Connection) -> None:
     log.info("central_schema_migrated", schema=2, balances_repaired=floats)
 
 
-def _meta_or(db: sqlite3.Connection, key: str, default: int) -> int:
+def _meta_or(db: Conn, key: str, default: int) -> int:
     row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return default if row is None else int(row[0])
 
@@ -284,7 +293,7 @@ def _meta_or(db: sqlite3.Connection, key: str, default: int) -> int:
 _entry_decoder = msgspec.json.Decoder(Entry)
 
 
-def _migrate_usage(db: sqlite3.Connection) -> None:
+def _migrate_usage(db: Conn) -> None:
     """Fill benefit_usage from the entries already held (a database older than usage).
 
     The holder of each sale is the card's holder id in the card table now, since the
@@ -307,7 +316,11 @@ def _migrate_usage(db: sqlite3.Connection) -> None:
                         log.warning("central_usage_entry_unreadable", terminal=tid, reason=str(e))
                 _apply_usage(db, tid, partner_id, entries)
                 total += len(entries)
-        db.execute("INSERT OR REPLACE INTO meta VALUES ('usage_schema', ?)", (USAGE_SCHEMA,))
+        db.execute(
+            "INSERT INTO meta VALUES ('usage_schema', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (USAGE_SCHEMA,),
+        )
         return total
 
     entries = _tx(db, body)
@@ -315,29 +328,39 @@ def _migrate_usage(db: sqlite3.Connection) -> None:
         log.info("central_usage_built", entries=entries)
 
 
-def _tx(db: sqlite3.Connection, fn: Callable[[], _T]) -> _T:
+def _tx(db: Conn, fn: Callable[[], _T]) -> _T:
     """Run ``fn`` inside BEGIN IMMEDIATE ... COMMIT; roll back on any error."""
-    db.execute("BEGIN IMMEDIATE")
+    db.begin_write()
     try:
         result = fn()
     except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
+        db.rollback()
         raise
-    db.execute("COMMIT")
+    db.commit()
     return result
 
 
-def _prepare(db: sqlite3.Connection) -> None:
-    mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
-        raise CentralError(f"database cannot use WAL (journal_mode={mode})")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("PRAGMA busy_timeout=10000")
-    db.executescript(_SCHEMA_ALL)
+# Versioned migrations, per engine: MIGRATIONS[engine][n] takes a database at schema n
+# to n + 1, applied in order at open. A new database gets the current schema from
+# _SCHEMA directly (its meta 'schema' row); additive changes (a new table or index,
+# IF NOT EXISTS) need no step. PostgreSQL started at schema 2.
+MIGRATIONS: Final[dict[str, dict[int, Callable[[Conn], None]]]] = {
+    "sqlite": {1: _migrate_1_to_2},
+    "postgresql": {},
+}
+
+
+def _prepare(db: Conn) -> None:
+    if db.kind == "sqlite":
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise CentralError(f"database cannot use WAL (journal_mode={mode})")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=10000")
+    db.create_schema(_SCHEMA_ALL)
     version = _meta(db, "schema")
-    if version == 1:
-        _migrate_1_to_2(db)
+    while version < SCHEMA_VERSION and version in MIGRATIONS[db.kind]:
+        MIGRATIONS[db.kind][version](db)
         version = _meta(db, "schema")
     if version != SCHEMA_VERSION:
         raise CentralError(f"database schema {version}, this server knows {SCHEMA_VERSION}")
@@ -356,29 +379,43 @@ def _prepare(db: sqlite3.Connection) -> None:
 class CentralDB:
     """The server's state: terminals, received entries, cards, partners' rules."""
 
-    def __init__(self, path: Path, conn: aiosqlite.Connection, clock: Clock) -> None:
-        self.path = path
+    def __init__(self, conn: Engine, clock: Clock) -> None:
         self._conn = conn
         self._clock = clock
 
+    @property
+    def engine(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._conn.kind
+
+    @property
+    def database(self) -> str:
+        """What ``[central] database`` said: a file path or a ``postgresql://`` URL."""
+        return self._conn.database
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file (tests and tools that read it directly)."""
+        if not isinstance(self._conn, SqliteEngine):
+            raise CentralError(f"database {describe(self.database)} is not a file")
+        return self._conn.path
+
     @classmethod
-    async def open(cls, path: Path | str, clock: Clock | None = None) -> CentralDB:
-        """Open (creating it) the database at ``path``."""
-        p = Path(path)
+    async def open(cls, database: Path | str, clock: Clock | None = None) -> CentralDB:
+        """Open (creating it) the database: a SQLite file path or a ``postgresql://`` URL."""
         try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            conn = await aiosqlite.connect(p, isolation_level=None)
-        except (OSError, sqlite3.Error) as e:
-            raise CentralError(f"cannot open database {p}: {e}") from e
+            conn = await open_engine(database)
+        except EngineError as e:
+            raise CentralError(str(e)) from e
         try:
             await run_in_connection_thread(conn, _prepare)
-        except sqlite3.Error as e:
+        except database_errors() as e:
             await conn.close()
-            raise CentralError(f"database {p} is not usable: {e}") from e
+            raise CentralError(f"database {describe(str(database))} is not usable: {e}") from e
         except BaseException:
             await conn.close()
             raise
-        return cls(p, conn, clock or SystemClock())
+        return cls(conn, clock or SystemClock())
 
     async def close(self) -> None:
         await self._conn.close()
@@ -406,7 +443,7 @@ class CentralDB:
         """Enrol (or re-enrol) a terminal; a None key keeps the one enrolled before."""
         now, digest = self._now(), token_digest(token)
 
-        def work(db: sqlite3.Connection) -> None:
+        def work(db: Conn) -> None:
             def body() -> None:
                 other = db.execute(
                     "SELECT id FROM terminals WHERE token_sha256 = ? AND id != ?",
@@ -418,7 +455,7 @@ class CentralDB:
                     "INSERT INTO terminals (id, partner_id, token_sha256, public_key, enrolled_at)"
                     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
                     " partner_id = excluded.partner_id, token_sha256 = excluded.token_sha256,"
-                    " public_key = coalesce(excluded.public_key, public_key)",
+                    " public_key = coalesce(excluded.public_key, terminals.public_key)",
                     (terminal_id, partner_id, digest, public_key_b64, now),
                 )
 
@@ -428,7 +465,7 @@ class CentralDB:
         log.info("terminal_enrolled", terminal=terminal_id, partner=partner_id)
 
     async def terminal(self, terminal_id: str) -> TerminalRow | None:
-        def work(db: sqlite3.Connection) -> TerminalRow | None:
+        def work(db: Conn) -> TerminalRow | None:
             return _terminal_row(db.execute(_T_SELECT + " WHERE id = ?", (terminal_id,)).fetchone())
 
         return await run_in_connection_thread(self._conn, work)
@@ -436,7 +473,7 @@ class CentralDB:
     async def terminal_by_token(self, token: str) -> TerminalRow | None:
         digest = token_digest(token)
 
-        def work(db: sqlite3.Connection) -> TerminalRow | None:
+        def work(db: Conn) -> TerminalRow | None:
             return _terminal_row(
                 db.execute(_T_SELECT + " WHERE token_sha256 = ?", (digest,)).fetchone()
             )
@@ -444,7 +481,7 @@ class CentralDB:
         return await run_in_connection_thread(self._conn, work)
 
     async def heads(self) -> list[TerminalRow]:
-        def work(db: sqlite3.Connection) -> list[TerminalRow]:
+        def work(db: Conn) -> list[TerminalRow]:
             rows = db.execute(_T_SELECT + " ORDER BY id").fetchall()
             return [r for r in map(_terminal_row, rows) if r is not None]
 
@@ -453,7 +490,7 @@ class CentralDB:
     async def trust_key(self, terminal_id: str, public_key_b64: str) -> str | None:
         """Trust-on-first-use: store the key if none is enrolled; return the enrolled key."""
 
-        def work(db: sqlite3.Connection) -> str | None:
+        def work(db: Conn) -> str | None:
             def body() -> str | None:
                 db.execute(
                     "UPDATE terminals SET public_key = ? WHERE id = ? AND public_key IS NULL",
@@ -472,7 +509,7 @@ class CentralDB:
         return key
 
     async def entry_count(self, terminal_id: str) -> int:
-        def work(db: sqlite3.Connection) -> int:
+        def work(db: Conn) -> int:
             row = db.execute(
                 "SELECT count(*) FROM entries WHERE terminal = ?", (terminal_id,)
             ).fetchone()
@@ -483,7 +520,7 @@ class CentralDB:
     async def entries(self, terminal_id: str, after_seq: int = 0) -> list[dict[str, Any]]:
         """Received entries of a terminal, as received (raw objects)."""
 
-        def work(db: sqlite3.Connection) -> list[bytes]:
+        def work(db: Conn) -> list[bytes]:
             rows = db.execute(
                 "SELECT body FROM entries WHERE terminal = ? AND seq > ? ORDER BY seq",
                 (terminal_id, after_seq),
@@ -521,7 +558,7 @@ class CentralDB:
         """
         now = self._now()
 
-        def work(db: sqlite3.Connection) -> int:
+        def work(db: Conn) -> int:
             def body() -> int:
                 version = _bump_version(db)
                 for item in items:
@@ -535,19 +572,21 @@ class CentralDB:
                     given = item.number in points_given
                     db.execute(
                         "INSERT INTO cards (number, body, points, points_as_of, version)"
-                        " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (number) DO UPDATE SET"
+                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (number) DO UPDATE SET"
                         " body = excluded.body, removed = 0, version = excluded.version,"
-                        " points = CASE WHEN ?6 THEN excluded.points ELSE points END,"
-                        " points_as_of = CASE WHEN ?6 THEN excluded.points_as_of"
-                        " ELSE points_as_of END"
-                        " WHERE body IS NOT excluded.body OR removed = 1"
-                        " OR (?6 AND points IS NOT excluded.points)",
+                        " points = CASE WHEN ? THEN excluded.points ELSE cards.points END,"
+                        " points_as_of = CASE WHEN ? THEN excluded.points_as_of"
+                        " ELSE cards.points_as_of END"
+                        " WHERE cards.body IS DISTINCT FROM excluded.body OR cards.removed = 1"
+                        " OR (? AND cards.points <> excluded.points)",
                         (
                             item.number,
                             card_body(item),
                             item.points if given else 0,
                             now if given else None,
                             version,
+                            given,
+                            given,
                             given,
                         ),
                     )
@@ -560,7 +599,7 @@ class CentralDB:
     async def compact_cards(self) -> int:
         """Forget removed cards; terminals older than now get the full list next time."""
 
-        def work(db: sqlite3.Connection) -> int:
+        def work(db: Conn) -> int:
             def body() -> int:
                 version = _meta(db, "cards_version")
                 db.execute("DELETE FROM cards WHERE removed = 1")
@@ -574,7 +613,7 @@ class CentralDB:
     async def set_card_status(self, number: str, status: CardStatus) -> bool:
         """Change a card's status (block, unblock...); False when the card is unknown."""
 
-        def work(db: sqlite3.Connection) -> bool:
+        def work(db: Conn) -> bool:
             def body() -> bool:
                 row = db.execute(
                     "SELECT body FROM cards WHERE number = ? AND removed = 0", (number,)
@@ -599,7 +638,7 @@ class CentralDB:
         return await run_in_connection_thread(self._conn, work)
 
     async def card(self, number: str) -> CardRecord | None:
-        def work(db: sqlite3.Connection) -> bytes | None:
+        def work(db: Conn) -> bytes | None:
             row = db.execute(
                 "SELECT body, points, points_as_of FROM cards WHERE number = ? AND removed = 0",
                 (number,),
@@ -618,7 +657,7 @@ class CentralDB:
         balances count (``terminal_seq``, docs/architecture.md §5.4): its head in the
         same snapshot, since a batch changes head and balances in one transaction.
         """
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn = await self._conn.another()  # a snapshot of its own
         try:
             header, cursor = await run_in_connection_thread(conn, _feed_start, since, terminal_id)
             yield encode_line(header)
@@ -631,8 +670,8 @@ class CentralDB:
                 yield chunk
             yield encode_line(CardsEnd(end=True, count=count))
         finally:
-            with contextlib.suppress(sqlite3.Error):
-                await conn.execute("ROLLBACK")
+            with contextlib.suppress(*database_errors()):
+                await run_in_connection_thread(conn, _end_snapshot)
             await conn.close()
 
     # --- partners --------------------------------------------------------------------
@@ -642,7 +681,7 @@ class CentralDB:
         now = self._now()
         doc = canonical(rules)
 
-        def work(db: sqlite3.Connection) -> None:
+        def work(db: Conn) -> None:
             def body() -> None:
                 old = db.execute("SELECT rules FROM partners WHERE id = ?", (partner_id,))
                 found = old.fetchone()
@@ -656,7 +695,8 @@ class CentralDB:
                     # Which benefits the usage feed carries may have changed: a delta from
                     # before this document could lack lines it now carries.
                     db.execute(
-                        "INSERT OR REPLACE INTO usage_floors (partner_id, floor) VALUES (?, ?)",
+                        "INSERT INTO usage_floors (partner_id, floor) VALUES (?, ?)"
+                        " ON CONFLICT (partner_id) DO UPDATE SET floor = excluded.floor",
                         (partner_id, _bump_usage(db)),
                     )
 
@@ -685,7 +725,7 @@ class CentralDB:
         ``terminal_seq`` is ``terminal_id``'s head in the same snapshot.
         """
         today = local_day(self._clock.now())
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn = await self._conn.another()  # a snapshot of its own
         try:
             header, cursor = await run_in_connection_thread(
                 conn, _usage_start, partner_id, since, terminal_id, today
@@ -701,8 +741,8 @@ class CentralDB:
                     yield chunk
             yield encode_line(UsageEnd(end=True, count=count))
         finally:
-            with contextlib.suppress(sqlite3.Error):
-                await conn.execute("ROLLBACK")
+            with contextlib.suppress(*database_errors()):
+                await run_in_connection_thread(conn, _end_snapshot)
             await conn.close()
 
     # --- persons leases (contract 11.5) ----------------------------------------------
@@ -734,7 +774,7 @@ class CentralDB:
     async def leases(self, partner_id: str, benefit_id: str) -> dict[str, tuple[int, int]]:
         """Every till's (granted, admitted) for a partner's benefit."""
 
-        def work(db: sqlite3.Connection) -> dict[str, tuple[int, int]]:
+        def work(db: Conn) -> dict[str, tuple[int, int]]:
             rows = db.execute(
                 "SELECT terminal, granted, admitted FROM leases"
                 " WHERE partner_id = ? AND benefit_id = ?",
@@ -745,7 +785,7 @@ class CentralDB:
         return await run_in_connection_thread(self._conn, work)
 
     async def partners(self) -> list[str]:
-        def work(db: sqlite3.Connection) -> list[str]:
+        def work(db: Conn) -> list[str]:
             return [r[0] for r in db.execute("SELECT id FROM partners ORDER BY id")]
 
         return await run_in_connection_thread(self._conn, work)
@@ -754,20 +794,26 @@ class CentralDB:
         return await run_in_connection_thread(self._conn, _meta, key)
 
     async def set_meta(self, key: str, value: int) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        def work(db: Conn) -> None:
+            db.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE"
+                " SET value = excluded.value",
+                (key, value),
+            )
 
         await run_in_connection_thread(self._conn, work)
 
 
-# --- work run in aiosqlite's thread ----------------------------------------------------
+# --- work run in the engine's thread -----------------------------------------------------
 
 
-def _append_tx(
-    db: sqlite3.Connection, tid: str, partner_id: str, b: VerifiedBatch, now: str
-) -> AppendOutcome:
+def _append_tx(db: Conn, tid: str, partner_id: str, b: VerifiedBatch, now: str) -> AppendOutcome:
     def body() -> AppendOutcome:
-        row = db.execute("SELECT head_seq, head_hash FROM terminals WHERE id = ?", (tid,))
+        # The terminal's row is the lock that serializes its uploads (see _lease_tx).
+        row = db.execute(
+            "SELECT head_seq, head_hash FROM terminals WHERE id = ?" + db.for_update,  # noqa: S608 (a fixed clause)
+            (tid,),
+        )
         found = row.fetchone()
         if found is None:
             raise CentralError(f"terminal {tid} is not enrolled")
@@ -808,7 +854,7 @@ def _append_tx(
     return _tx(db, body)
 
 
-def _current_card(db: sqlite3.Connection, number: str) -> str:
+def _current_card(db: Conn, number: str) -> str:
     """The card whose balance an entry of ``number`` credits: itself, or for a replaced
     card its holder's active card (the holder id shared by a person's cards)."""
     row = db.execute(
@@ -826,7 +872,7 @@ def _current_card(db: sqlite3.Connection, number: str) -> str:
     return number if current is None else str(current[0])
 
 
-def _move_balance(db: sqlite3.Connection, number: str, version: int, now: str) -> None:
+def _move_balance(db: Conn, number: str, version: int, now: str) -> None:
     """A card was replaced: its balance moves to the holder's current card (both go into
     the next delta)."""
     target = _current_card(db, number)
@@ -846,9 +892,7 @@ def _move_balance(db: sqlite3.Connection, number: str, version: int, now: str) -
     log.info("card_balance_moved", points=points, to_version=version)
 
 
-def _apply_effects(
-    db: sqlite3.Connection, partner_id: str, entries: Iterable[Entry], now: str
-) -> None:
+def _apply_effects(db: Conn, partner_id: str, entries: Iterable[Entry], now: str) -> None:
     """Card balances and the benefits' distinct residents, from newly received entries.
 
     An entry made on a replaced card (a till that had not heard yet) credits the
@@ -875,13 +919,13 @@ def _apply_effects(
         )
     if uses:
         db.executemany(
-            "INSERT OR IGNORE INTO benefit_uses (partner_id, benefit_id, card, first_seen)"
-            " VALUES (?, ?, ?, ?)",
+            "INSERT INTO benefit_uses (partner_id, benefit_id, card, first_seen)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             ((partner_id, bid, card, now) for bid, card in uses),
         )
 
 
-def _bump_usage(db: sqlite3.Connection) -> int:
+def _bump_usage(db: Conn) -> int:
     row = db.execute(
         "UPDATE meta SET value = value + 1 WHERE key = 'usage_version' RETURNING value"
     ).fetchone()
@@ -910,7 +954,7 @@ def _is_local_date(value: str) -> bool:
     return True
 
 
-def _holder_of(db: sqlite3.Connection, card: str, cache: dict[str, str]) -> str:
+def _holder_of(db: Conn, card: str, cache: dict[str, str]) -> str:
     """Whom a card's uses count for: its holder id in the card table now, or its number.
 
     A removed card still names its holder (removal does not change who the person is).
@@ -932,9 +976,7 @@ def _holder_of(db: sqlite3.Connection, card: str, cache: dict[str, str]) -> str:
 _UsageKey = tuple[str, str, str, str]  # partner, benefit, holder, local date
 
 
-def _apply_usage(
-    db: sqlite3.Connection, tid: str, partner_id: str, entries: Sequence[Entry]
-) -> None:
+def _apply_usage(db: Conn, tid: str, partner_id: str, entries: Sequence[Entry]) -> None:
     """Add newly received sales' benefit quantities per holder and date; take voids' back.
 
     A sale counts each benefit it names once, with ``benefit_quantities.get(b, 1)``, for
@@ -982,9 +1024,11 @@ def _apply_usage(
                 deltas[key] = deltas.get(key, 0) - r[6]
     if sales:
         db.executemany(
-            "INSERT OR REPLACE INTO usage_sales"
+            "INSERT INTO usage_sales"
             " (terminal, seq, benefit_id, partner_id, holder, date, qty, voided)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (terminal, seq, benefit_id) DO UPDATE"
+            " SET partner_id = excluded.partner_id, holder = excluded.holder,"
+            " date = excluded.date, qty = excluded.qty, voided = excluded.voided",
             sales,
         )
     if voided:
@@ -999,7 +1043,7 @@ def _apply_usage(
     db.executemany(
         "INSERT INTO benefit_usage (partner_id, benefit_id, holder, date, qty, version)"
         " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (partner_id, benefit_id, holder, date)"
-        " DO UPDATE SET qty = qty + excluded.qty, version = excluded.version",
+        " DO UPDATE SET qty = benefit_usage.qty + excluded.qty, version = excluded.version",
         ((*k, d, version) for k, d in changed),
     )
 
@@ -1023,11 +1067,10 @@ def _usage_filters(benefits: Iterable[Benefit], today: date) -> list[tuple[str, 
     return sorted(out.items())
 
 
-# Full: for each benefit the feed carries (the JSON array [[id, first date], ...], the
-# outer loop), its rows from that date on by the date index; lines with qty 0 left out.
+# Full: for each benefit the feed carries ((id, first date) rows of VALUES, the outer
+# loop), its rows from that date on by the date index; lines with qty 0 left out.
 _USAGE_FULL: Final = (
-    "WITH f AS (SELECT json_extract(value, '$[0]') AS benefit_id,"
-    " json_extract(value, '$[1]') AS first_date FROM json_each(?))"
+    "WITH f (benefit_id, first_date) AS (VALUES @ROWS@)"
     " SELECT u.holder, u.benefit_id, u.date, u.qty"
     " FROM f CROSS JOIN benefit_usage u INDEXED BY benefit_usage_by_date"
     " WHERE u.partner_id = ? AND u.benefit_id = f.benefit_id AND u.date >= f.first_date"
@@ -1043,14 +1086,14 @@ _USAGE_DELTA: Final = (
 
 @dataclass
 class _UsageCursor:
-    rows: sqlite3.Cursor
+    rows: Cursor
     carried: dict[str, str] | None  # delta: benefit id -> first date; full: None
 
 
 def _usage_start(
-    db: sqlite3.Connection, partner_id: str, since: int | None, terminal_id: str, today: date
+    db: Conn, partner_id: str, since: int | None, terminal_id: str, today: date
 ) -> tuple[UsageHeader, _UsageCursor | None]:
-    db.execute("BEGIN")  # one snapshot for the version, the head, the rules and every line
+    db.begin_snapshot()  # one snapshot for the version, the head, the rules and every line
     version = _meta(db, "usage_version")
     row = db.execute("SELECT head_seq FROM terminals WHERE id = ?", (terminal_id,)).fetchone()
     terminal_seq = 0 if row is None else int(row[0])
@@ -1067,12 +1110,13 @@ def _usage_start(
     if not filters:
         return header, None
     if full:
-        wanted = _card_encoder.encode(filters)  # [[benefit id, first date], ...]
-        return header, _UsageCursor(db.execute(_USAGE_FULL, (wanted, partner_id)), None)
-    return header, _UsageCursor(db.execute(_USAGE_DELTA, (partner_id, since)), dict(filters))
+        sql = _USAGE_FULL.replace("@ROWS@", ", ".join(["(?, ?)"] * len(filters)))
+        params = [*(v for f in filters for v in f), partner_id]
+        return header, _UsageCursor(db.stream(sql, params), None)
+    return header, _UsageCursor(db.stream(_USAGE_DELTA, (partner_id, since)), dict(filters))
 
 
-def _usage_chunk(_db: sqlite3.Connection, cur: _UsageCursor) -> tuple[bytes, int, bool]:
+def _usage_chunk(_db: Conn, cur: _UsageCursor) -> tuple[bytes, int, bool]:
     """The next lines, how many, and whether the cursor is exhausted."""
     rows = cur.rows.fetchmany(FEED_CHUNK)
     carried = cur.carried
@@ -1085,14 +1129,19 @@ def _usage_chunk(_db: sqlite3.Connection, cur: _UsageCursor) -> tuple[bytes, int
 
 
 def _lease_tx(
-    db: sqlite3.Connection, tid: str, benefit_id: str, admitted: int, want: int, now: str
+    db: Conn, tid: str, benefit_id: str, admitted: int, want: int, now: str
 ) -> LeaseOutcome:
     def body() -> LeaseOutcome:
         row = db.execute("SELECT partner_id FROM terminals WHERE id = ?", (tid,)).fetchone()
         if row is None:
             raise CentralError(f"terminal {tid} is not enrolled")
         pid = str(row[0])
-        rules_row = db.execute("SELECT rules FROM partners WHERE id = ?", (pid,)).fetchone()
+        # The partner's row is the lock that serializes its leases (PostgreSQL: FOR UPDATE;
+        # SQLite: BEGIN IMMEDIATE already did), so two tills never share one free slot.
+        rules_row = db.execute(
+            "SELECT rules FROM partners WHERE id = ?" + db.for_update,  # noqa: S608 (a fixed clause)
+            (pid,),
+        ).fetchone()
         if rules_row is None:
             raise LeaseRefused(f"no rules for partner {pid}")
         rules = _rules_decoder.decode(rules_row[0])
@@ -1104,7 +1153,8 @@ def _lease_tx(
         base = max(benefit.persons_used, 0)  # persons admitted through other channels
         others = int(
             db.execute(
-                "SELECT coalesce(sum(max(granted, admitted)), 0) FROM leases"
+                "SELECT coalesce(sum(CASE WHEN granted > admitted THEN granted"
+                " ELSE admitted END), 0) FROM leases"
                 " WHERE partner_id = ? AND benefit_id = ? AND terminal != ?",
                 (pid, benefit_id, tid),
             ).fetchone()[0]
@@ -1144,7 +1194,7 @@ def _lease_tx(
     return _tx(db, body)
 
 
-def _rules_tx(db: sqlite3.Connection, partner_id: str) -> Rules | None:
+def _rules_tx(db: Conn, partner_id: str) -> Rules | None:
     row = db.execute("SELECT rules FROM partners WHERE id = ?", (partner_id,)).fetchone()
     if row is None:
         return None
@@ -1165,10 +1215,8 @@ def _rules_tx(db: sqlite3.Connection, partner_id: str) -> Rules | None:
     return msgspec.structs.replace(rules, benefits=benefits)
 
 
-def _feed_start(
-    db: sqlite3.Connection, since: int | None, terminal_id: str | None
-) -> tuple[CardsHeader, sqlite3.Cursor]:
-    db.execute("BEGIN")  # one snapshot for the header's version, the head and every line
+def _feed_start(db: Conn, since: int | None, terminal_id: str | None) -> tuple[CardsHeader, Cursor]:
+    db.begin_snapshot()  # one snapshot for the header's version, the head and every line
     version = _meta(db, "cards_version")
     terminal_seq: int | None = None
     if terminal_id is not None:
@@ -1179,12 +1227,12 @@ def _feed_start(
     # backup), or is older than the removals we still remember.
     full = since is None or since <= 0 or since < floor or since > version
     if full:
-        cur = db.execute(
+        cur = db.stream(
             "SELECT number, body, points, points_as_of, 0 FROM cards WHERE removed = 0"
             " ORDER BY number"
         )
     else:
-        cur = db.execute(
+        cur = db.stream(
             "SELECT number, body, points, points_as_of, removed FROM cards WHERE version > ?"
             " ORDER BY version, number",
             (since,),
@@ -1192,7 +1240,11 @@ def _feed_start(
     return CardsHeader(version=version, full=full, terminal_seq=terminal_seq), cur
 
 
-def _feed_chunk(_db: sqlite3.Connection, cur: sqlite3.Cursor, full: bool) -> tuple[bytes, int]:
+def _end_snapshot(db: Conn) -> None:
+    db.rollback()
+
+
+def _feed_chunk(_db: Conn, cur: Cursor, full: bool) -> tuple[bytes, int]:
     rows = cur.fetchmany(FEED_CHUNK)
     lines = [
         _removed_line(number) if removed else _card_line(body, points, as_of)

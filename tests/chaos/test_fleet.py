@@ -431,16 +431,21 @@ async def open_fleet(root: Path, params: FleetParams, clock: FakeClock) -> Async
 
 
 async def control_night(
-    root: Path, fleet: Fleet, params: FleetParams, clock: FakeClock
+    root: Path,
+    fleet: Fleet,
+    params: FleetParams,
+    clock: FakeClock,
+    *,
+    database: str | None = None,
 ) -> tuple[NightFigures, dict[str, UploadResult]]:
     """The same fleet starting all at once on a fresh server (no slots, no faults).
 
     The baseline the spread night is compared with; every entry must still land exactly
-    once (AssertionError otherwise).
+    once (AssertionError otherwise). ``database``: an empty one to use (default SQLite).
     """
     control = UploadMeter()
     async with CentralHarness.start(
-        root / "city-control", middlewares=[control.middleware], seed=False
+        root / "city-control", database=database, middlewares=[control.middleware], seed=False
     ) as city:
         await fleet.enrol_all(city)
         starts = dict.fromkeys((t.tid for t in fleet.terms), 0.0)

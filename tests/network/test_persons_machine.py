@@ -16,9 +16,10 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from ledger.clock import FakeClock
 from ledger.domain import Benefit, Rules
@@ -28,6 +29,9 @@ from ledger.rules import SaleRequest
 from ledger.usage import Network, UsageBook
 from sync.central import CentralDB
 from tests.ledger.test_rules_support import Till, make_card, make_rules, warsaw
+from tests.pgserver import central_database
+
+pytestmark = pytest.mark.usefixtures("central_engine")  # on SQLite and PostgreSQL
 
 PARTNER = "P-0001"
 BENEFIT = "b-degustacja"
@@ -57,7 +61,9 @@ class PersonsLimit(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.tmp = tempfile.TemporaryDirectory()
         self.db = self.loop.run_until_complete(
-            CentralDB.open(Path(self.tmp.name) / "city.sqlite", FakeClock(datetime.now(UTC)))
+            CentralDB.open(
+                central_database(Path(self.tmp.name), "city.sqlite"), FakeClock(datetime.now(UTC))
+            )
         )
         self.loop.run_until_complete(
             self.db.load_rules(
@@ -190,13 +196,16 @@ class PersonsLimit(RuleBasedStateMachine):
             assert n.till.usage.admitted(BENEFIT) <= (n.grant or 0)
 
 
-PersonsLimit.TestCase.settings = settings(
-    max_examples=120,
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-test_persons_limit_across_tills = PersonsLimit.TestCase
+def test_persons_limit_across_tills(central_engine: str) -> None:
+    run_state_machine_as_test(
+        PersonsLimit,
+        settings=settings(
+            max_examples=120,
+            stateful_step_count=40,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
 
 
 def test_a_void_does_not_reopen_a_slot_another_till_relied_on() -> None:

@@ -17,11 +17,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from sync.central.demo_data import demo_number
 from tests.sync.central_harness import PARTNER, CentralHarness
 from tests.terminal.daemon_harness import DaemonHarness, running_daemon
+
+pytestmark = pytest.mark.usefixtures("central_engine")  # on SQLite and PostgreSQL
 
 ANNA = demo_number(1)  # 340 points, holder H-0001
 JERZY = demo_number(2)  # 1250 points

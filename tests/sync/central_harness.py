@@ -12,6 +12,10 @@ Usage in a test module::
 partner ``P-0001`` with a fresh token and ``central.key`` (an Ed25519 key) enrolled.
 ``CentralHarness.start(tmp_path, ...)`` builds other set-ups (trust-on-first-use, a
 small body limit, extra middlewares to inject faults).
+
+Every test that uses ``central`` runs on both engines, SQLite and PostgreSQL (the
+``central_engine`` fixture of tests/conftest.py); ``start`` makes a new database of the
+current engine unless ``database`` names one (a restart on the same database).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from ledger.entry import GENESIS_HASH, Draft, Entry, seal
 from sync.central import CentralDB, CentralServer, Middleware
 from sync.central.demo_data import seed_demo_into
 from sync.wire import UploadBatch, encode, public_key_b64, sign_batch
+from tests.pgserver import central_database
 
 TERMINAL = "T-0001"
 PARTNER = "P-0001"
@@ -96,6 +101,7 @@ class CentralHarness:
         cls,
         tmp_path: Path,
         *,
+        database: str | None = None,
         trust_on_first_use: bool = False,
         max_body_bytes: int = 64 * 1024 * 1024,
         middlewares: Sequence[Middleware] = (),
@@ -109,7 +115,7 @@ class CentralHarness:
         cfg = CentralConfig(
             central=CentralSection(
                 listen="127.0.0.1:8765",  # the port is overridden: any free one
-                database=str(tmp_path / "central.sqlite"),
+                database=database or central_database(tmp_path),
                 max_body_bytes=max_body_bytes,
                 trust_on_first_use=trust_on_first_use,
                 max_concurrent_uploads=max_concurrent_uploads,
@@ -127,8 +133,9 @@ class CentralHarness:
 
 
 @pytest.fixture
-async def central(tmp_path: Path) -> AsyncIterator[CentralHarness]:
-    """The reference server with demo data, T-0001 enrolled with token and key."""
+async def central(tmp_path: Path, central_engine: str) -> AsyncIterator[CentralHarness]:
+    """The reference server with demo data, T-0001 enrolled with token and key, on each
+    engine in turn."""
     async with CentralHarness.start(tmp_path) as h:
         yield h
 

@@ -16,7 +16,11 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from config.loader import load_central_config
 from sync.wire import public_key_b64
+from tests.pgserver import central_database
+
+pytestmark = pytest.mark.usefixtures("central_engine")  # on SQLite and PostgreSQL
 
 
 def kartapos(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -37,10 +41,17 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def cfg(tmp_path: Path) -> Path:
+def database(tmp_path: Path) -> str:
+    """The config's database: data/central.sqlite beside it, or a PostgreSQL URL."""
+    db = central_database(tmp_path / "data")
+    return "data/central.sqlite" if db == str(tmp_path / "data" / "central.sqlite") else db
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, database: str) -> Path:
     p = tmp_path / "central.toml"
     p.write_text(
-        f'[central]\nlisten = "127.0.0.1:{free_port()}"\ndatabase = "data/central.sqlite"\n'
+        f'[central]\nlisten = "127.0.0.1:{free_port()}"\ndatabase = "{database}"\n'
         'trust_on_first_use = true\n\n[logging]\nformat = "json"\n',
         encoding="utf-8",
     )
@@ -191,7 +202,7 @@ def test_load_cards_csv_and_json_block_and_load_rules(cfg: Path, tmp_path: Path)
     from sync.central import CentralDB
 
     async def check() -> None:
-        async with await CentralDB.open(tmp_path / "data" / "central.sqlite") as db:
+        async with await CentralDB.open(load_central_config(cfg).central.database) as db:
             z = await db.card("05-000011")
             assert z is not None
             assert (z.status.value, z.points, z.uids) == ("blocked", 40, ("04a1b2c3",))

@@ -12,6 +12,7 @@ from ledger.domain import Benefit, CardStatus
 from ledger.pins import verify_pin
 from sync.central import CentralDB, demo_number
 from sync.central.demo_data import demo_cards, demo_rules, luhn_digit, seed_demo_into
+from tests.pgserver import central_database
 
 TODAY = date(2026, 11, 18)
 
@@ -98,8 +99,8 @@ def test_demo_partner_and_cashier_pin() -> None:
     assert cafe.earn.gr_per_point == 100
 
 
-async def test_seeding_is_idempotent(tmp_path: Path, clock: FakeClock) -> None:
-    async with await CentralDB.open(tmp_path / "c.sqlite", clock) as db:
+async def test_seeding_is_idempotent(tmp_path: Path, clock: FakeClock, central_engine: str) -> None:
+    async with await CentralDB.open(central_database(tmp_path, "c.sqlite"), clock) as db:
         assert await seed_demo_into(db) is True
         version = await db.cards_version()
         rules = await db.rules("P-0001")

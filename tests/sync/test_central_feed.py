@@ -12,6 +12,8 @@ from ledger.domain import CardRecord, CardRemoved, CardStatus, Holder, Rules
 from sync.wire import NDJSON, CardsEnd, CardsHeader, decode_card_line, decode_cards_header
 from tests.sync.central_harness import CentralHarness, central, make_entries
 
+pytestmark = pytest.mark.usefixtures("central_engine")  # on SQLite and PostgreSQL
+
 __all__ = ["central"]
 
 Line = CardRecord | CardRemoved
@@ -225,12 +227,12 @@ async def test_a_server_restarted_on_its_database_keeps_everything(tmp_path: Pat
         async with http.post("/v1/terminals/T-0001/entries", data=h.batch_body(chain)) as r:
             assert r.status == 200
         version = await h.db.cards_version()
-        token, key = h.token, h.key
+        token, key, database = h.token, h.key, h.db.database
     # Same database file, a new server process-equivalent: the head and cards survive.
     from config.schema import CentralConfig, CentralSection
     from sync.central import CentralServer
 
-    cfg = CentralConfig(central=CentralSection(database=str(tmp_path / "central.sqlite")))
+    cfg = CentralConfig(central=CentralSection(database=database))
     async with CentralServer(cfg, port=0) as server:
         h2 = CentralHarness(server=server, token=token, key=key)
         async with h2.session() as http:

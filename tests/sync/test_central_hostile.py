@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from tests.sync.central_harness import TERMINAL, CentralHarness, make_entries
 from tests.threaded import serve
 
+pytestmark = pytest.mark.usefixtures("central_engine")  # on SQLite and PostgreSQL
+
 ENTRIES = f"/v1/terminals/{TERMINAL}/entries"
 
 

@@ -21,6 +21,8 @@ from sync.central.db import CentralDB, CentralError, _card_line
 from sync.central.verify import MAX_DEPTH, MAX_WIRE_INT
 from tests.sync.central_harness import TERMINAL, CentralHarness, central, make_entries
 
+pytestmark = pytest.mark.usefixtures("central_engine")  # on SQLite and PostgreSQL
+
 __all__ = ["central"]
 
 ENTRIES = f"/v1/terminals/{TERMINAL}/entries"
@@ -76,6 +78,7 @@ async def test_the_overflow_attack_leaves_every_balance_an_integer(central: Cent
     assert isinstance(points, int)
 
 
+@pytest.mark.sqlite_only  # typeof() CHECKs; on PostgreSQL: test_central_postgresql.py
 async def test_the_database_refuses_a_balance_that_is_not_an_integer(tmp_path: Path) -> None:
     async with CentralHarness.start(tmp_path) as h:
         path = h.db.path
@@ -89,6 +92,7 @@ async def test_the_database_refuses_a_balance_that_is_not_an_integer(tmp_path: P
         db.close()
 
 
+@pytest.mark.sqlite_only  # typeof() CHECKs; on PostgreSQL: test_central_postgresql.py
 async def test_a_schema_1_database_is_migrated_and_a_float_balance_repaired(
     tmp_path: Path,
 ) -> None:

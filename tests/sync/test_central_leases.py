@@ -22,7 +22,13 @@ import aiohttp
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from structlog.testing import capture_logs
 
 from ledger.clock import FakeClock
@@ -30,7 +36,10 @@ from ledger.domain import Benefit, Rules
 from sync.central import CentralDB
 from sync.central.db import LeaseRefused
 from sync.wire import LeaseGrant, decode_error, decode_lease_grant, leases_path
+from tests.pgserver import central_database
 from tests.sync.central_harness import PARTNER, TERMINAL, CentralHarness
+
+pytestmark = pytest.mark.usefixtures("central_engine")  # on SQLite and PostgreSQL
 
 LIMITED = "B-LIM"
 MAX_PERSONS, BASE = 9, 2  # 2 persons came through the city's other channels
@@ -65,7 +74,7 @@ class Leases(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.tmp = tempfile.TemporaryDirectory()
         clock = FakeClock(datetime(2026, 11, 18, 11, 0, tzinfo=UTC))
-        self.db = self.run(CentralDB.open(Path(self.tmp.name) / "c.sqlite", clock))
+        self.db = self.run(CentralDB.open(central_database(Path(self.tmp.name), "c.sqlite"), clock))
         self.run(self.db.load_rules(PARTNER, rules()))
         for tid in TILLS:
             self.run(self.db.enrol(tid, PARTNER, f"token-{tid}", None))
@@ -131,14 +140,17 @@ class Leases(RuleBasedStateMachine):
         assert held == {t: (self.granted[t], self.reported[t]) for t in held}
 
 
-TestLeasesStateMachine = Leases.TestCase
-TestLeasesStateMachine.settings = settings(
-    max_examples=40,
-    stateful_step_count=25,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+def test_leases_state_machine(central_engine: str) -> None:
+    run_state_machine_as_test(
+        Leases,
+        settings=settings(
+            max_examples=40,
+            stateful_step_count=25,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
 
 
 # --- deterministic cases on the database ------------------------------------------------
@@ -146,7 +158,7 @@ TestLeasesStateMachine.settings = settings(
 
 @pytest.fixture
 async def db(tmp_path: Path, clock: FakeClock) -> AsyncIterator[CentralDB]:
-    async with await CentralDB.open(tmp_path / "c.sqlite", clock) as d:
+    async with await CentralDB.open(central_database(tmp_path, "c.sqlite"), clock) as d:
         await d.load_rules(PARTNER, rules())
         for tid in TILLS:
             await d.enrol(tid, PARTNER, f"token-{tid}", None)

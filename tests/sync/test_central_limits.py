@@ -12,10 +12,14 @@ import uuid
 import zlib
 from pathlib import Path
 
+import pytest
+
 from config.schema import CentralSection, SyncSection
 from ledger.entry import GENESIS_HASH, Draft, Entry, seal
 from sync.wire import UploadBatch, encode
 from tests.sync.central_harness import TERMINAL, CentralHarness
+
+pytestmark = pytest.mark.usefixtures("central_engine")  # on SQLite and PostgreSQL
 
 DEFAULT_LIMIT = CentralSection().max_body_bytes
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 from datetime import date
 
 import aiohttp
+import pytest
 
 from ledger.domain import CardRecord, CardStatus, Holder, Program
 from sync.central.demo_data import demo_number
 from tests.sync.central_harness import CentralHarness, central, make_entries
+
+pytestmark = pytest.mark.usefixtures("central_engine")  # on SQLite and PostgreSQL
 
 __all__ = ["central"]
 

@@ -16,7 +16,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.entry import GENESIS_HASH, Entry, Head, verify_chain
 from sync.wire import UploadBatch, decode_error, encode, public_key_b64, sign_batch
+from tests.pgserver import INTEGRITY_ERRORS, execute_raw
 from tests.sync.central_harness import TERMINAL, CentralHarness, central, make_entries
+
+pytestmark = pytest.mark.usefixtures("central_engine")  # on SQLite and PostgreSQL
 
 __all__ = ["central"]  # the fixture, imported for pytest
 
@@ -400,15 +403,13 @@ async def test_benefit_users_are_counted_once_per_resident(central: CentralHarne
 async def test_received_entries_cannot_be_changed_in_the_database(
     central: CentralHarness,
 ) -> None:
-    import sqlite3
-
     async with central.session() as http:
         assert (await post(http, central.batch_body(make_entries(2))))[0] == 200
-    with sqlite3.connect(central.db.path) as db:
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            db.execute("UPDATE entries SET hash = 'x' WHERE seq = 1")
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            db.execute("DELETE FROM entries")
+    with pytest.raises(INTEGRITY_ERRORS, match="append-only"):
+        execute_raw(central.db.database, "UPDATE entries SET hash = 'x' WHERE seq = 1")
+    with pytest.raises(INTEGRITY_ERRORS, match="append-only"):
+        execute_raw(central.db.database, "DELETE FROM entries")
+    assert await central.db.entry_count(central.terminal) == 2
 
 
 async def test_error_replies_decode_as_wire_errors(central: CentralHarness) -> None:

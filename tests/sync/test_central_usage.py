@@ -9,7 +9,6 @@ holder id, or its number) and local date.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -35,7 +34,10 @@ from sync.wire import (
     public_key_b64,
     usage_path,
 )
+from tests.pgserver import execute_raw
 from tests.sync.central_harness import PARTNER, TERMINAL, CentralHarness
+
+pytestmark = pytest.mark.usefixtures("central_engine")  # on SQLite and PostgreSQL
 
 T2 = "T-0002"
 OTHER = "T-0099"  # a till of another partner (P-0002)
@@ -503,17 +505,16 @@ async def test_a_database_from_before_usage_gets_it_built_from_its_entries(
         await one.upload()
         await two.upload()
         expected = await usage(h)
-        path, tokens = h.db.path, dict(h.tokens)
+        path, tokens = h.db.database, dict(h.tokens)
     # Make it what schema 2 was before usage: no usage tables, no usage meta keys.
-    db = sqlite3.connect(path)
-    db.executescript(
+    execute_raw(
+        path,
         """
         DROP TABLE benefit_usage; DROP TABLE usage_sales; DROP TABLE usage_floors;
         DROP TABLE leases;
         DELETE FROM meta WHERE key IN ('usage_schema', 'usage_version');
-        """
+        """,
     )
-    db.close()
 
     async with await CentralDB.open(path, clock) as cdb:
         assert await cdb.meta("schema") == 2
@@ -523,7 +524,7 @@ async def test_a_database_from_before_usage_gets_it_built_from_its_entries(
     from config.schema import CentralConfig, CentralSection
     from sync.central import CentralServer
 
-    cfg = CentralConfig(central=CentralSection(database=str(path)))
+    cfg = CentralConfig(central=CentralSection(database=path))
     async with CentralServer(cfg, port=0, clock=clock) as server:
         h2 = CentralHarness(server=server, token=tokens[TERMINAL], key=h.key, tokens=tokens)
         rebuilt = await usage(h2)
