@@ -49,6 +49,14 @@ export function ask(dialog, { title, body, confirmLabel, danger = false, wide = 
       }
       finish(result || {});
     });
+    // Typing, a picked reason or an on-screen key answers the message: it goes away.
+    const clearError = () => {
+      error.textContent = "";
+    };
+    form.addEventListener("input", clearError);
+    form.addEventListener("click", (ev) => {
+      if (ev.target.closest && ev.target.closest('button:not([type="submit"])')) clearError();
+    });
     form.querySelector("#dialog-cancel")?.addEventListener("click", () => finish(null));
     dialog.addEventListener("cancel", () => finish(null), { once: true });
     dialog.addEventListener("close", () => finish(null), { once: true });
