@@ -143,6 +143,13 @@ class Rules(msgspec.Struct, frozen=True, kw_only=True):
     benefits: tuple[Benefit, ...] = ()
     cashiers: tuple[Cashier, ...] = ()
     partner: Partner = Partner(name="")
+    # A cashier's points override of a benefit may grant at most its points per use
+    # times the quantity times this factor (docs/architecture.md §5.9); the till and the
+    # city check the same bound.
+    override_max_factor: int = 5
+    # What the partner pays the programme per point granted, in grosze (the Z report's
+    # and the partner statistics' "koszt partnera").
+    point_cost_gr: int = 10
 
     @property
     def version_str(self) -> str:

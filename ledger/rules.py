@@ -17,7 +17,9 @@ Decisions (tested in ``tests/ledger/test_rules*.py`` and ``test_benefit_fields.p
   valid on the sale's date applies (a package without a multiplier counts as 1).
 * A benefit grants ``points`` per use times the quantity (pieces or hours). The cashier
   may override the points of a single unlocked benefit (the override is the total for
-  it in this sale) only with a non-empty reason; a locked benefit refuses any override.
+  it in this sale) only with a non-empty reason, and at most `override_max` (its points
+  times the quantity times the rules' ``override_max_factor``); a locked benefit refuses
+  any override.
 * Every limit that is set holds, whatever ``limited`` says (the contract's 11.1):
   ``max_persons`` always, ``uses_per_period`` per ``period`` (calendar day / week
   Monday–Sunday / month / year in Europe/Warsaw) or, without a period, over the card's
@@ -47,7 +49,6 @@ Decisions (tested in ``tests/ledger/test_rules*.py`` and ``test_benefit_fields.p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date, datetime
 
 import msgspec
@@ -75,12 +76,14 @@ __all__ = [
     "Quote",
     "SaleRequest",
     "VoidPlan",
+    "benefit_condition",
     "benefit_views",
     "best_multiplier",
     "card_balance",
     "card_is_active",
     "card_snapshot",
     "day_summary",
+    "override_max",
     "plan_void",
     "purchase_points",
     "quote",
@@ -296,9 +299,6 @@ class _Moment:
         """Whether the holder already counts as a person of ``benefit`` (here or elsewhere)."""
         return self.usage.has_used(self.holder, benefit) or self.network.knows(benefit)
 
-    def has_program(self, codes: Sequence[str]) -> bool:
-        return any(p.code in codes and p.valid_to >= self.day for p in self.card.programs)
-
 
 class _Verdict(msgspec.Struct, frozen=True):
     reason: str | None
@@ -345,29 +345,41 @@ def unsupported_reason(b: Benefit) -> str | None:
     return None
 
 
-def _judge(b: Benefit, m: _Moment, quantity: int) -> _Verdict:
-    """Whether ``quantity`` uses of benefit ``b`` are allowed now, else the first reason."""
-    if m.card_reason is not None:
-        return _Verdict(m.card_reason, {})
+def benefit_condition(b: Benefit, card: CardRecord, day: date) -> _Verdict | None:
+    """The first of ``b``'s conditions on the card and the date alone that fails (None:
+    all hold): understood, active, valid on ``day``, the programme, the age.
+
+    Nothing here depends on the balance or on usage, so the city re-checks an uploaded
+    entry with this very function (``sync.central.business``)."""
     if unsupported_reason(b) is not None:
         return _Verdict("benefit_unsupported", {})
     if not b.active:
         return _Verdict("inactive", {})
-    if b.valid_from is not None and m.day < b.valid_from:
+    if b.valid_from is not None and day < b.valid_from:
         return _Verdict("not_yet_valid", {"valid_from": b.valid_from})
-    if b.valid_to is not None and m.day > b.valid_to:
+    if b.valid_to is not None and day > b.valid_to:
         return _Verdict("expired", {"valid_to": b.valid_to})
-    if b.programs and not m.has_program(b.programs):
+    if b.programs and not any(p.code in b.programs and p.valid_to >= day for p in card.programs):
         return _Verdict("program_missing", {"programs": list(b.programs)})
     if b.age_min is not None or b.age_max is not None:
-        birth = m.card.holder.birth_date
+        birth = card.holder.birth_date
         if birth is None:
             return _Verdict("age_unknown", {})
-        age = age_on(birth, m.day)
+        age = age_on(birth, day)
         if b.age_min is not None and age < b.age_min:
             return _Verdict("age_below", {"age": age, "age_min": b.age_min})
         if b.age_max is not None and age > b.age_max:
             return _Verdict("age_above", {"age": age, "age_max": b.age_max})
+    return None
+
+
+def _judge(b: Benefit, m: _Moment, quantity: int) -> _Verdict:
+    """Whether ``quantity`` uses of benefit ``b`` are allowed now, else the first reason."""
+    if m.card_reason is not None:
+        return _Verdict(m.card_reason, {})
+    condition = benefit_condition(b, m.card, m.day)
+    if condition is not None:
+        return condition
     if b.min_points is not None and m.balance <= b.min_points:
         return _Verdict(
             "points_below_threshold", {"balance": m.balance, "min_points": b.min_points}
@@ -578,7 +590,7 @@ def quote(
         if verdict.new_person:
             persons_new.append(bid)
 
-    override, reason = _check_override(sale, chosen)
+    override, reason = _check_override(sale, chosen, quantities, rules)
     tier = _check_redeem(sale, rules, m)
     discount = tier.discount_gr if tier is not None else 0
     redeemed = tier.points if tier is not None else 0
@@ -649,15 +661,30 @@ def quote(
     )
 
 
-def _check_override(sale: SaleRequest, chosen: list[Benefit]) -> tuple[int | None, str | None]:
+def override_max(b: Benefit, quantity: int, rules: Rules) -> int:
+    """The most points a cashier's override may grant for ``quantity`` uses of ``b``:
+    its points per use times the quantity times the rules' ``override_max_factor``."""
+    factor = max(rules.override_max_factor, 0)
+    return min(max(b.points, 0) * quantity * factor, MAX_POINTS_OVERRIDE)
+
+
+def _check_override(
+    sale: SaleRequest, chosen: list[Benefit], quantities: dict[str, int], rules: Rules
+) -> tuple[int | None, str | None]:
     if sale.points_override is None:
         return None, None
     locked = [b.id for b in chosen if b.points_locked]
     if locked:
         raise Refusal("points_locked", {"benefit_id": locked[0]})
-    if len(chosen) != 1 or not 0 <= sale.points_override <= MAX_POINTS_OVERRIDE:
+    if len(chosen) != 1:
         raise Refusal(
             "invalid_override", {"benefits": len(chosen), "points_override": sale.points_override}
+        )
+    most = override_max(chosen[0], quantities[chosen[0].id], rules)
+    if not 0 <= sale.points_override <= most:
+        raise Refusal(
+            "invalid_override",
+            {"benefits": 1, "points_override": sale.points_override, "max": most},
         )
     reason = (sale.override_reason or "").strip()
     if not reason:

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import structlog
 
 from config.faults import fault_point
@@ -40,7 +41,7 @@ from sync.wire import (
     UploadBatch,
     WireError,
     cards_path,
-    decode_head,
+    decode_head_reply,
     decode_lease_grant,
     decode_rules,
     decode_upload_ok,
@@ -68,6 +69,7 @@ log = structlog.get_logger()
 MAX_RULES_BYTES = 16 * 1024 * 1024
 MAX_FEED_BYTES = 4 * 1024**3
 MAX_FEED_LINE_BYTES = 64 * 1024
+MAX_HELD_KEPT = 1000  # quarantined entries remembered (the city names at most as many)
 
 
 # --- outcomes ---------------------------------------------------------------------------
@@ -197,6 +199,8 @@ class SyncClient:
         at = catalog.get_state("last_upload_at")
         self.last_upload_at: datetime | None = parse_ts(at) if at else None
         self.fork_message: str | None = catalog.get_state("fork_alarm")
+        # The entries the city holds in quarantine: seq -> reason (health, status bar).
+        self.quarantined: dict[int, str] = _held_from_state(catalog.get_state("quarantined"))
 
     @property
     def fork_alarm(self) -> bool:
@@ -343,7 +347,7 @@ class SyncClient:
                     if entries[-1].seq < local.seq:
                         ahead_after = entries[-1].seq
                         ahead = asyncio.create_task(self._prepare(ahead_after))
-                    head, accepted = await self._send_batch(body)
+                    head, accepted = await self._send_batch(body, entries)
                     fault_point("after_upload_commit")
                     batches += accepted
                     await self._check_prefix(head, local)
@@ -441,7 +445,7 @@ class SyncClient:
             raise SyncError("ledger", f"no entries after seq {after}")
         return entries, await asyncio.to_thread(self._encode_batch, entries)
 
-    async def _send_batch(self, body: bytes) -> tuple[Head, bool]:
+    async def _send_batch(self, body: bytes, entries: list[Entry]) -> tuple[Head, bool]:
         """POST one batch; the server's head after it, and whether it was a 200."""
         headers = {"Content-Type": "application/json"}
         if self._cfg.sync.gzip:
@@ -450,7 +454,10 @@ class SyncClient:
             "POST", entries_path(self._tid), data=body, headers=headers
         )
         if reply.status == 200:
-            return reply.decode(decode_upload_ok).head, True
+            ok = reply.decode(decode_upload_ok)
+            held = {q.seq: q.reason for q in ok.quarantined}
+            await self._note_held(held, entries[0].seq, entries[-1].seq)
+            return ok.head, True
         err = reply.error
         if reply.status == 409 and err.error == "gap":
             log.info("sync_gap", server_seq=err.head.seq if err.head else None)
@@ -475,7 +482,25 @@ class SyncClient:
         return gzip.compress(raw, compresslevel=1) if self._cfg.sync.gzip else raw
 
     async def _get_head(self) -> Head:
-        return await self._http.request_json("GET", head_path(self._tid), decode=decode_head)
+        reply = await self._http.request_json("GET", head_path(self._tid), decode=decode_head_reply)
+        await self._note_held({q.seq: q.reason for q in reply.quarantined}, 1, reply.seq)
+        return reply.head
+
+    async def _note_held(self, held: dict[int, str], lo: int, hi: int) -> None:
+        """The city's word on entries ``lo..hi``: those in ``held`` wait in its quarantine,
+        the others are credited (docs/architecture.md §5.9). Kept in the state for health."""
+        now = {s: r for s, r in self.quarantined.items() if not lo <= s <= hi}
+        now.update(held)
+        if now == self.quarantined:
+            return
+        fresh = sorted(set(held) - set(self.quarantined))
+        if fresh:
+            log.warning("sync_entries_quarantined", seqs=fresh[:20], count=len(fresh))
+        self.quarantined = dict(sorted(now.items())[-MAX_HELD_KEPT:])
+        try:
+            await self._catalog.set_state({"quarantined": encode(self.quarantined).decode()})
+        except CatalogError as e:
+            log.error("sync_state_not_saved", reason=str(e))
 
     # --- refresh ----------------------------------------------------------------------
 
@@ -581,6 +606,16 @@ class SyncClient:
     def _emit(self, kind: str, local: Head, message: str = "") -> None:
         if self._on_event is not None:
             self._on_event(SyncEvent(kind, self.acked_seq, local.seq, message))
+
+
+def _held_from_state(text: str | None) -> dict[int, str]:
+    """The quarantined entries saved in the state; nothing for a missing or unreadable value."""
+    if not text:
+        return {}
+    try:
+        return msgspec.json.decode(text, type=dict[int, str])
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return {}
 
 
 async def _discard(task: asyncio.Task[Any] | None) -> None:

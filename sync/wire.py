@@ -101,10 +101,33 @@ class RawUploadBatch(msgspec.Struct, frozen=True, kw_only=True):
     public_key: str
 
 
-class UploadOk(msgspec.Struct, frozen=True, kw_only=True):
-    """200 reply to an upload (appended, or a replay): the server's current head."""
+class QuarantinedEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """An uploaded entry the city stored but did not credit: its business does not add up
+    (docs/architecture.md §5.9); ``reason`` is a code of ``sync.central.business.REASONS``."""
+
+    seq: int
+    reason: str
+
+
+class HeadReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """``GET /v1/terminals/{tid}/head``: the head, and every entry of the terminal the
+    city still holds in quarantine (absent from an older server: none)."""
+
+    seq: int
+    hash: str
+    quarantined: list[QuarantinedEntry] = []
+
+    @property
+    def head(self) -> Head:
+        return Head(seq=self.seq, hash=self.hash)
+
+
+class UploadOk(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """200 reply to an upload (appended, or a replay): the server's current head, and the
+    batch's entries held in quarantine (absent from an older server: none)."""
 
     head: Head
+    quarantined: list[QuarantinedEntry] = []
 
 
 class UploadError(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -205,6 +228,7 @@ class WireError(ValueError):
 
 _encoder = msgspec.json.Encoder()
 _head_decoder = msgspec.json.Decoder(Head)
+_head_reply_decoder = msgspec.json.Decoder(HeadReply)
 _upload_decoder = msgspec.json.Decoder(RawUploadBatch)
 _ok_decoder = msgspec.json.Decoder(UploadOk)
 _error_decoder = msgspec.json.Decoder(UploadError)
@@ -238,6 +262,11 @@ def _decode(decoder: msgspec.json.Decoder[Any], data: bytes | str, what: str) ->
 
 def decode_head(data: bytes | str) -> Head:
     h: Head = _decode(_head_decoder, data, "head")
+    return h
+
+
+def decode_head_reply(data: bytes | str) -> HeadReply:
+    h: HeadReply = _decode(_head_reply_decoder, data, "head")
     return h
 
 

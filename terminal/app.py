@@ -36,7 +36,7 @@ from terminal.printing import Printing
 from terminal.readmodels import UsageKeeper, load_usage
 from terminal.sale import SaleService, offline_policy
 from terminal.sdnotify import Notifier
-from terminal.views import DeviceEvent, HealthEvent, event_dict
+from terminal.views import DeviceEvent, HealthEvent, HeldEntryView, event_dict
 
 log = structlog.get_logger("kartapos.daemon")
 
@@ -79,6 +79,7 @@ async def open_queue(cfg: Config, state: Path, clock: Clock) -> Any | None:
 SHUTDOWN_DEADLINE_S = 10.0
 # How often the usage book drops what closed and is checkpointed when it changed.
 MAINTAIN_EVERY_S = 30.0
+MAX_HELD_SHOWN = 20  # quarantined entries health names one by one (all are counted)
 
 
 def loop_time() -> float:
@@ -326,6 +327,11 @@ class Daemon:
             "usage_error": s.usage_error,
             "lease_error": s.lease_error,
             "leases": self.catalog.leases(),
+            "quarantined_count": len(s.quarantined),
+            "quarantined": [
+                HeldEntryView(seq=seq, reason=reason)
+                for seq, reason in list(s.quarantined.items())[:MAX_HELD_SHOWN]
+            ],
         }
 
     async def sync_cycle(self) -> dict[str, Any]:

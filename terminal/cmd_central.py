@@ -128,6 +128,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Forget removed cards; no arguments. Terminals whose card list is older than the\n"
         "current version then get the full list instead of a delta.",
     )
+    p = action(
+        "quarantine",
+        "review entries the city holds: list, approve, reject",
+        "Entries whose business does not add up under the rules they name (points,\n"
+        "benefits, tiers, overrides, voids) are stored but not credited: the card's\n"
+        "balance and the benefit usage leave them out until approved here.\n"
+        "  list [--all]                  held entries (--all: decided ones too)\n"
+        "  approve TID SEQ --by NAME     credit the entry now\n"
+        "  reject TID SEQ --by NAME      never credit it",
+    )
+    p.add_argument("decision", choices=("list", "approve", "reject"), metavar="list|approve|reject")
+    p.add_argument("terminal_id", nargs="?", metavar="TID", help="the terminal, e.g. T-0001")
+    p.add_argument("seq", nargs="?", type=int, metavar="SEQ", help="the entry's seq")
+    p.add_argument("--by", metavar="NAME", help="who decides (kept with the decision)")
+    p.add_argument("--note", metavar="TEXT", help="why (kept with the decision)")
+    p.add_argument("--all", action="store_true", help="list: decided entries too")
+    p = action(
+        "reads",
+        "who downloaded the card list: terminal, full or delta, lines",
+        "List the latest card-list downloads, newest first: when, which terminal, a full\n"
+        "list (every resident) or a delta, how many cards it carried, and whether it was\n"
+        "sent to its end. Full lists beyond central.full_feeds_per_hour are refused (429).",
+    )
+    p.add_argument("--terminal", metavar="TID", help="only this terminal's downloads")
+    p.add_argument("--limit", type=int, default=100, metavar="N", help="at most N (default 100)")
     action(
         "heads",
         "list terminals and their last received entry",
@@ -194,6 +219,17 @@ async def _admin(args: argparse.Namespace, cfg: CentralConfig) -> int:
     elif action == "compact-cards":
         version = await central.compact_cards(db)
         print(f"removed cards forgotten; deltas from before version {version} get the full list")
+    elif action == "reads":
+        reads = await central.feed_reads(db, args.terminal, args.limit)
+        if not reads:
+            print("no card-list downloads recorded")
+        for read in reads:
+            kind = "full" if read.full else f"delta since {read.since}"
+            done = "" if read.complete else "\tcut short"
+            print(f"{read.at}\t{read.terminal}\t{kind}\tversion {read.version}\t"
+                  f"{read.lines} lines{done}")  # fmt: skip
+    elif action == "quarantine":
+        return await _quarantine(args, db)
     elif action == "heads":
         rows = await central.list_heads(db)
         if not rows:
@@ -203,6 +239,34 @@ async def _admin(args: argparse.Namespace, cfg: CentralConfig) -> int:
             last = r.last_upload_at or "never"
             print(f"{r.id}\t{r.partner_id}\tseq {r.head.seq}\t{r.head.hash[:16]}…\t"
                   f"last upload {last}\t{key}")  # fmt: skip
+    return 0
+
+
+async def _quarantine(args: argparse.Namespace, db: str) -> int:
+    from sync import central
+    from sync.central.business import REASONS
+
+    if args.decision == "list":
+        held = await central.quarantine_list(db, every=args.all)
+        if not held:
+            print("no entries held" if not args.all else "no entries were ever held")
+        for h in held:
+            e = h.entry
+            print(f"{h.terminal}\tseq {h.seq}\t{h.status}\t{h.reason}\t{h.detail}\t"
+                  f"{e.get('kind')} {e.get('card')} {e.get('local_date')}\t"
+                  f"pkt +{e.get('points_earned')} -{e.get('points_redeemed')}\t"
+                  f"{REASONS.get(h.reason, '')}")  # fmt: skip
+        return 0
+    if args.terminal_id is None or args.seq is None or not args.by:
+        print(f"kartapos central: quarantine {args.decision} needs TID SEQ --by NAME",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_BAD_CONFIG
+    h = await central.quarantine_decide(
+        db, args.terminal_id, args.seq, approve=args.decision == "approve", by=args.by,
+        note=args.note,
+    )  # fmt: skip
+    credited = "credited" if h.status == "approved" else "never credited"
+    print(f"{h.terminal} seq {h.seq}: {h.status} by {h.decided_by} ({credited})")
     return 0
 
 

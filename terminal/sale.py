@@ -547,6 +547,7 @@ class SaleService:
             or self.integrity[0] == "failed"
             or sync.usage_error is not None
             or sync.lease_error is not None
+            or sync.quarantined_count > 0
         )
         return Health(
             status="degraded" if degraded else "ok",

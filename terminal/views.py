@@ -335,6 +335,11 @@ class PrinterHealth(msgspec.Struct, frozen=True, kw_only=True):
     state: str
 
 
+class HeldEntryView(msgspec.Struct, frozen=True, kw_only=True):
+    seq: int
+    reason: str
+
+
 class SyncHealth(msgspec.Struct, frozen=True, kw_only=True):
     pending_entries: int = 0
     acked_seq: int | None = None
@@ -351,6 +356,10 @@ class SyncHealth(msgspec.Struct, frozen=True, kw_only=True):
     lease_error: str | None = None
     # benefit -> persons this till may admit (its lease grants)
     leases: dict[str, int] = {}
+    # Entries the city stores but holds in quarantine, not credited (docs/architecture.md
+    # §5.9): how many, and the first ones with the city's reason.
+    quarantined_count: int = 0
+    quarantined: list[HeldEntryView] = []
 
 
 class LedgerHealth(msgspec.Struct, frozen=True, kw_only=True):

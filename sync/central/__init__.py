@@ -6,14 +6,17 @@ from sync.central.admin import (
     AdminError,
     compact_cards,
     enrol,
+    feed_reads,
     list_heads,
     load_cards,
     load_rules,
+    quarantine_decide,
+    quarantine_list,
     seed_demo,
     set_card_status,
 )
 from sync.central.app import CentralServer, Middleware, build_app
-from sync.central.db import AppendOutcome, CentralDB, CentralError, TerminalRow
+from sync.central.db import AppendOutcome, CentralDB, CentralError, HeldEntry, TerminalRow
 from sync.central.demo_data import DEMO_CASHIER_PINS, DEMO_PARTNER, DEMO_TERMINAL, demo_number
 
 __all__ = [
@@ -25,15 +28,19 @@ __all__ = [
     "CentralDB",
     "CentralError",
     "CentralServer",
+    "HeldEntry",
     "Middleware",
     "TerminalRow",
     "build_app",
     "compact_cards",
     "demo_number",
     "enrol",
+    "feed_reads",
     "list_heads",
     "load_cards",
     "load_rules",
+    "quarantine_decide",
+    "quarantine_list",
     "seed_demo",
     "set_card_status",
 ]

@@ -16,7 +16,7 @@ import msgspec
 
 from ledger.cards import DEFAULT_FORMAT, CardNumberError
 from ledger.domain import CardRecord, CardRemoved, CardStatus, Holder, Program, Rules
-from sync.central.db import CentralDB, CentralError, TerminalRow
+from sync.central.db import CentralDB, CentralError, FeedRead, HeldEntry, TerminalRow
 from sync.central.demo_data import DEMO_PARTNER, DEMO_TERMINAL, seed_demo_into
 from sync.wire import load_public_key
 
@@ -242,3 +242,34 @@ async def compact_cards(db_path: Path | str) -> int:
 async def list_heads(db_path: Path | str) -> list[TerminalRow]:
     async with await _open(db_path) as db:
         return await db.heads()
+
+
+async def quarantine_list(db_path: Path | str, *, every: bool = False) -> list[HeldEntry]:
+    """Entries held in quarantine (``every``: decided ones too), oldest first."""
+    async with await _open(db_path) as db:
+        return await db.quarantined(None if every else "held")
+
+
+async def quarantine_decide(
+    db_path: Path | str,
+    terminal_id: str,
+    seq: int,
+    *,
+    approve: bool,
+    by: str,
+    note: str | None,
+) -> HeldEntry:
+    """Approve (credit now) or reject a held entry; an AdminError names why not."""
+    async with await _open(db_path) as db:
+        try:
+            return await db.decide(terminal_id, seq, approve=approve, by=by, note=note)
+        except CentralError as e:
+            raise AdminError(str(e)) from None
+
+
+async def feed_reads(
+    db_path: Path | str, terminal_id: str | None = None, limit: int = 100
+) -> list[FeedRead]:
+    """The latest card-feed downloads (of one terminal), newest first."""
+    async with await _open(db_path) as db:
+        return await db.feed_reads(terminal_id, limit)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 import zlib
 from collections.abc import AsyncGenerator, Sequence
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, Final, NoReturn, Self
 
@@ -17,18 +19,21 @@ from aiohttp.typedefs import Handler, Middleware
 
 from config.schema import CentralConfig, parse_listen
 from ledger.canonical import canonical
-from ledger.clock import Clock, SystemClock
+from ledger.clock import Clock, SystemClock, format_ts, parse_ts
 from ledger.entry import Head
 from sync.central.db import CentralDB, LeaseRefused, TerminalRow
 from sync.central.engine import describe
 from sync.central.verify import BatchRejected, VerifiedBatch, check_signature, verify_chain_of
 from sync.wire import (
     NDJSON,
+    HeadReply,
     LeaseGrant,
+    QuarantinedEntry,
     RawUploadBatch,
     UploadError,
     UploadOk,
     WireError,
+    decode_cards_header,
     decode_lease_request,
     decode_upload,
     encode,
@@ -42,6 +47,7 @@ CFG_KEY: Final = web.AppKey("cfg", CentralConfig)
 WRITE_LOCK_KEY: Final = web.AppKey("write_lock", asyncio.Lock)
 UPLOADS_KEY: Final = web.AppKey("uploads", list[int])  # [uploads being handled now]
 BUSY_RETRY_AFTER_S: Final = 2
+FULL_FEED_WINDOW: Final = timedelta(hours=1)  # central.full_feeds_per_hour counts in it
 LEASE_BODY_LIMIT: Final = 16 * 1024  # a lease request is a few dozen bytes
 
 _ACCEPTED_ENCODINGS = frozenset({"", "identity", "gzip", "deflate"})
@@ -148,7 +154,14 @@ async def health(_request: web.Request) -> web.Response:
 async def get_head(request: web.Request) -> web.Response:
     row = await _terminal_itself(request)
     _only_query(request)
-    return _json(row.head)
+    held = await request.app[DB_KEY].held_seqs(row.id)
+    return _json(
+        HeadReply(
+            seq=row.head.seq,
+            hash=row.head.hash,
+            quarantined=[QuarantinedEntry(seq=seq, reason=reason) for seq, reason in held],
+        )
+    )
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
@@ -282,7 +295,10 @@ async def _post_entries(request: web.Request, row: TerminalRow, bound: Any) -> w
         appended=outcome.appended,
         head_seq=outcome.head.seq,
     )
-    return _json(UploadOk(head=outcome.head))
+    held = [QuarantinedEntry(seq=seq, reason=reason) for seq, reason in outcome.quarantined]
+    if held:
+        bound.warning("upload_quarantined", count=len(held), first_seq=held[0].seq)
+    return _json(UploadOk(head=outcome.head, quarantined=held))
 
 
 def _only_query(request: web.Request, *allowed: str) -> None:
@@ -328,7 +344,52 @@ async def get_cards(request: web.Request) -> web.StreamResponse:
     row = await _authenticate(request)
     since = _since(request)
     feed = request.app[DB_KEY].card_feed(since, row.id)
-    return await _stream_feed(request, feed, "cards_feed_client_gone")
+    audited = _audited(request, row.id, since, feed)
+    return await _stream_feed(request, audited, "cards_feed_client_gone")
+
+
+async def _audited(
+    request: web.Request, terminal: str, since: int | None, feed: AsyncGenerator[bytes, None]
+) -> AsyncGenerator[bytes, None]:
+    """The card feed, recorded (who read the register); a full feed beyond
+    ``full_feeds_per_hour`` for this terminal is refused with 429 before it is sent."""
+    db, cfg = request.app[DB_KEY], request.app[CFG_KEY]
+    now = db.clock.now()
+    lines, complete = 0, False
+    async with contextlib.aclosing(feed):
+        first = await anext(feed)
+        header = decode_cards_header(first)
+        limit = cfg.central.full_feeds_per_hour
+        if header.full and limit:
+            recent = await db.full_feeds_since(terminal, format_ts(now - FULL_FEED_WINDOW))
+            if len(recent) >= limit:
+                free_at = parse_ts(recent[-limit]) + FULL_FEED_WINDOW
+                wait = max(1, math.ceil((free_at - now).total_seconds()))
+                log.warning("cards_full_feed_refused", terminal=terminal, last_hour=len(recent))
+                raise Reply(
+                    429,
+                    "too_many_full_feeds",
+                    f"at most {limit} full card lists per hour for one terminal; "
+                    f"ask for a delta (since={header.version}) or retry in {wait} s",
+                    headers={"Retry-After": str(wait)},
+                )
+        try:
+            yield first
+            async for chunk in feed:
+                lines += chunk.count(b"\n")
+                yield chunk
+            complete = True
+        finally:
+            await db.record_feed_read(
+                terminal,
+                at=format_ts(now),
+                full=header.full,
+                since=since,
+                version=header.version,
+                lines=max(lines - 1, 0),  # the end line is not a card
+                complete=complete,
+            )
+            log.info("cards_feed_read", terminal=terminal, full=header.full, lines=lines - 1)
 
 
 async def get_usage(request: web.Request) -> web.StreamResponse:

@@ -27,6 +27,7 @@ from ledger.clock import Clock, SystemClock, format_ts
 from ledger.domain import Benefit, CardRecord, CardRemoved, CardStatus, Rules
 from ledger.entry import GENESIS_HASH, Entry, EntryKind, Head
 from ledger.periods import local_day, window_dates
+from sync.central.business import Held, check_other, check_sale, check_void
 from sync.central.engine import (
     Conn,
     Cursor,
@@ -98,6 +99,52 @@ CREATE TABLE IF NOT EXISTS leases (
 ) WITHOUT ROWID;
 """
 
+# Business checks (docs/architecture.md §5.9): every rules version served, the entries
+# held in quarantine, and which sale each void cancelled. Added in place (meta
+# ``business_schema``); ``_migrate_business`` fills them from what is already held.
+BUSINESS_SCHEMA: Final = 1
+MAX_HELD_LISTED: Final = 1000  # a head reply names at most this many held entries
+_BUSINESS_TABLES: Final = """
+CREATE TABLE IF NOT EXISTS rules_versions (
+    partner_id   TEXT NOT NULL,
+    version      TEXT NOT NULL,
+    rules        BLOB NOT NULL,
+    first_served TEXT NOT NULL,
+    PRIMARY KEY (partner_id, version)
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    terminal   TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    partner_id TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    detail     TEXT NOT NULL,
+    status     TEXT NOT NULL DEFAULT 'held' CHECK (status IN ('held', 'approved', 'rejected')),
+    held_at    TEXT NOT NULL,
+    decided_at TEXT,
+    decided_by TEXT,
+    note       TEXT,
+    PRIMARY KEY (terminal, seq)
+);
+CREATE INDEX IF NOT EXISTS quarantine_by_status ON quarantine (status, terminal, seq);
+-- Who read the register: every card-feed download (docs/architecture.md §5.9).
+CREATE TABLE IF NOT EXISTS feed_reads (
+    terminal TEXT NOT NULL,
+    at       TEXT NOT NULL,
+    is_full  INTEGER NOT NULL,
+    since    INTEGER,
+    version  INTEGER NOT NULL,
+    lines    INTEGER NOT NULL,
+    complete INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feed_reads_by_terminal ON feed_reads (terminal, is_full, at);
+CREATE TABLE IF NOT EXISTS voids (
+    terminal TEXT NOT NULL,
+    ref      INTEGER NOT NULL,
+    seq      INTEGER NOT NULL,
+    PRIMARY KEY (terminal, ref)
+);
+"""
+
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT INTO meta VALUES ('schema', @SCHEMA@), ('cards_version', 0),
@@ -148,7 +195,7 @@ CREATE TABLE IF NOT EXISTS benefit_uses (
 ) WITHOUT ROWID;
 @USAGE_TABLES@
 """.replace("@SCHEMA@", str(SCHEMA_VERSION)).replace("@GENESIS@", GENESIS_HASH)
-_SCHEMA_ALL: Final = _SCHEMA.replace("@USAGE_TABLES@", _USAGE_TABLES)
+_SCHEMA_ALL: Final = _SCHEMA.replace("@USAGE_TABLES@", _USAGE_TABLES + _BUSINESS_TABLES)
 
 
 class CentralError(Exception):
@@ -189,6 +236,38 @@ class AppendOutcome:
     head: Head
     appended: int = 0
     seq: int | None = None  # fork: the first seq whose hash differs
+    # (seq, reason) of the batch's entries held in quarantine (stored, not credited)
+    quarantined: tuple[tuple[int, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class FeedRead:
+    """One card-feed download: who, when, full or delta, how many lines were sent."""
+
+    terminal: str
+    at: str
+    full: bool
+    since: int | None
+    version: int
+    lines: int
+    complete: bool  # the feed was sent to its end line (False: the client went away)
+
+
+@dataclass(frozen=True)
+class HeldEntry:
+    """An entry in quarantine, as a city operator reviews it."""
+
+    terminal: str
+    seq: int
+    partner_id: str
+    reason: str
+    detail: str
+    status: Literal["held", "approved", "rejected"]
+    held_at: str
+    decided_at: str | None
+    decided_by: str | None
+    note: str | None
+    entry: dict[str, Any]
 
 
 def token_digest(token: str) -> str:
@@ -306,12 +385,22 @@ def _migrate_usage(db: Conn) -> None:
         terminals = db.execute("SELECT id, partner_id FROM terminals ORDER BY id").fetchall()
         total = 0
         for tid, partner_id in terminals:
+            # Entries in quarantine are not counted until approved (§5.9).
+            held = {
+                int(r[0])
+                for r in db.execute(
+                    "SELECT seq FROM quarantine WHERE terminal = ? AND status != 'approved'",
+                    (tid,),
+                ).fetchall()
+            }
             cur = db.execute("SELECT body FROM entries WHERE terminal = ? ORDER BY seq", (tid,))
             while rows := cur.fetchmany(FEED_CHUNK):
                 entries = []
                 for (raw,) in rows:
                     try:
-                        entries.append(_entry_decoder.decode(raw))
+                        e = _entry_decoder.decode(raw)
+                        if e.seq not in held:
+                            entries.append(e)
                     except (msgspec.DecodeError, msgspec.ValidationError) as e:
                         log.warning("central_usage_entry_unreadable", terminal=tid, reason=str(e))
                 _apply_usage(db, tid, partner_id, entries)
@@ -326,6 +415,57 @@ def _migrate_usage(db: Conn) -> None:
     entries = _tx(db, body)
     if entries:
         log.info("central_usage_built", entries=entries)
+
+
+def _migrate_business(db: Conn) -> None:
+    """A database older than the business checks: each partner's current rules become its
+    first known version, and the voids already held are indexed. Entries already held
+    were credited and stay so (they are not re-checked)."""
+
+    def body() -> None:
+        now = format_ts(SystemClock().now())
+        for partner_id, raw in db.execute("SELECT id, rules FROM partners").fetchall():
+            _remember_rules(db, partner_id, _rules_decoder.decode(raw), bytes(raw), now)
+        cur = db.execute("SELECT terminal, body FROM entries ORDER BY terminal, seq")
+        while rows := cur.fetchmany(FEED_CHUNK):
+            for tid, raw in rows:
+                try:
+                    e = _entry_decoder.decode(raw)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    continue
+                if e.kind == EntryKind.VOID and e.ref is not None:
+                    db.execute(
+                        "INSERT INTO voids (terminal, ref, seq) VALUES (?, ?, ?)"
+                        " ON CONFLICT DO NOTHING",
+                        (tid, e.ref, e.seq),
+                    )
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES ('business_schema', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (BUSINESS_SCHEMA,),
+        )
+
+    _tx(db, body)
+
+
+def _remember_rules(db: Conn, partner_id: str, rules: Rules, doc: bytes, now: str) -> None:
+    """Keep ``rules`` as the version it names; a version served again with other content
+    replaces it (and says so: a rules document must get a new version when it changes)."""
+    version = rules.version_str
+    row = db.execute(
+        "SELECT rules FROM rules_versions WHERE partner_id = ? AND version = ?",
+        (partner_id, version),
+    ).fetchone()
+    if row is not None and bytes(row[0]) == doc:
+        return
+    if row is not None:
+        log.warning("central_rules_version_reused", partner=partner_id, version=version)
+    db.execute(
+        "INSERT INTO rules_versions (partner_id, version, rules, first_served)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (partner_id, version) DO UPDATE"
+        " SET rules = excluded.rules",
+        (partner_id, version, doc, now),
+    )
 
 
 def _tx(db: Conn, fn: Callable[[], _T]) -> _T:
@@ -374,6 +514,13 @@ def _prepare(db: Conn) -> None:
         raise CentralError(f"database usage schema {usage}, this server knows {USAGE_SCHEMA}")
     if usage < USAGE_SCHEMA:
         _migrate_usage(db)
+    business = _meta_or(db, "business_schema", 0)
+    if business > BUSINESS_SCHEMA:
+        raise CentralError(
+            f"database business schema {business}, this server knows {BUSINESS_SCHEMA}"
+        )
+    if business < BUSINESS_SCHEMA:
+        _migrate_business(db)
 
 
 class CentralDB:
@@ -540,6 +687,163 @@ class CentralDB:
             self._conn, _append_tx, terminal_id, partner_id, batch, now
         )
 
+    # --- quarantine (docs/architecture.md §5.9) ---------------------------------------
+
+    async def quarantined(
+        self, status: str | None = "held", terminal: str | None = None
+    ) -> list[HeldEntry]:
+        """Entries in quarantine (``status`` None: every decision too), oldest first."""
+
+        def work(db: Conn) -> list[HeldEntry]:
+            sql = (
+                "SELECT q.terminal, q.seq, q.partner_id, q.reason, q.detail, q.status,"
+                " q.held_at, q.decided_at, q.decided_by, q.note, e.body FROM quarantine q"
+                " JOIN entries e ON e.terminal = q.terminal AND e.seq = q.seq WHERE 1 = 1"
+            )
+            args: list[Any] = []
+            if status is not None:
+                sql += " AND q.status = ?"
+                args.append(status)
+            if terminal is not None:
+                sql += " AND q.terminal = ?"
+                args.append(terminal)
+            rows = db.execute(sql + " ORDER BY q.held_at, q.terminal, q.seq", args).fetchall()
+            return [_held_entry(r) for r in rows]
+
+        return await run_in_connection_thread(self._conn, work)
+
+    async def full_feeds_since(self, terminal: str, since_ts: str) -> list[str]:
+        """When ``terminal`` began each full card feed at or after ``since_ts``, oldest first."""
+
+        def work(db: Conn) -> list[str]:
+            rows = db.execute(
+                "SELECT at FROM feed_reads WHERE terminal = ? AND is_full = 1 AND at >= ?"
+                " ORDER BY at",
+                (terminal, since_ts),
+            ).fetchall()
+            return [str(r[0]) for r in rows]
+
+        return await run_in_connection_thread(self._conn, work)
+
+    async def record_feed_read(
+        self,
+        terminal: str,
+        *,
+        at: str,
+        full: bool,
+        since: int | None,
+        version: int,
+        lines: int,
+        complete: bool,
+    ) -> None:
+        """Record one card-feed download (who read the register, how much of it)."""
+
+        def work(db: Conn) -> None:
+            db.execute(
+                "INSERT INTO feed_reads (terminal, at, is_full, since, version, lines, complete)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (terminal, at, int(full), since, version, lines, int(complete)),
+            )
+
+        await run_in_connection_thread(self._conn, work)
+
+    async def feed_reads(self, terminal: str | None = None, limit: int = 100) -> list[FeedRead]:
+        """The latest card-feed downloads (of ``terminal``), newest first."""
+
+        def work(db: Conn) -> list[FeedRead]:
+            sql = "SELECT terminal, at, is_full, since, version, lines, complete FROM feed_reads"
+            args: list[Any] = []
+            if terminal is not None:
+                sql += " WHERE terminal = ?"
+                args.append(terminal)
+            rows = db.execute(sql + " ORDER BY at DESC LIMIT ?", [*args, limit]).fetchall()
+            return [
+                FeedRead(
+                    terminal=r[0],
+                    at=r[1],
+                    full=bool(r[2]),
+                    since=r[3],
+                    version=int(r[4]),
+                    lines=int(r[5]),
+                    complete=bool(r[6]),
+                )
+                for r in rows
+            ]
+
+        return await run_in_connection_thread(self._conn, work)
+
+    async def held_seqs(self, terminal: str, limit: int = MAX_HELD_LISTED) -> list[tuple[int, str]]:
+        """(seq, reason) of the terminal's entries still held, the oldest ``limit``."""
+
+        def work(db: Conn) -> list[tuple[int, str]]:
+            rows = db.execute(
+                "SELECT seq, reason FROM quarantine WHERE terminal = ? AND status = 'held'"
+                " ORDER BY seq LIMIT ?",
+                (terminal, limit),
+            ).fetchall()
+            return [(int(r[0]), str(r[1])) for r in rows]
+
+        return await run_in_connection_thread(self._conn, work)
+
+    async def decide(
+        self, terminal: str, seq: int, *, approve: bool, by: str, note: str | None = None
+    ) -> HeldEntry:
+        """Approve (credit the balance and the usage now) or reject a held entry.
+
+        A void can be approved only once the sale it cancels is credited."""
+        now = self._now()
+
+        def work(db: Conn) -> HeldEntry:
+            def body() -> HeldEntry:
+                row = db.execute(
+                    "SELECT q.status, q.partner_id, e.body FROM quarantine q JOIN entries e"
+                    " ON e.terminal = q.terminal AND e.seq = q.seq"
+                    " WHERE q.terminal = ? AND q.seq = ?",
+                    (terminal, seq),
+                ).fetchone()
+                if row is None:
+                    raise CentralError(f"entry {terminal}/{seq} is not in quarantine")
+                if row[0] != "held":
+                    raise CentralError(f"entry {terminal}/{seq} was already {row[0]}")
+                e = _entry_decoder.decode(row[2])
+                if approve:
+                    if e.kind == EntryKind.VOID and e.ref is not None:
+                        sale = db.execute(
+                            "SELECT status FROM quarantine WHERE terminal = ? AND seq = ?",
+                            (terminal, e.ref),
+                        ).fetchone()
+                        if sale is not None and sale[0] != "approved":
+                            raise CentralError(
+                                f"entry {terminal}/{seq} voids sale {e.ref}, which is"
+                                f" {sale[0]}: decide the sale first"
+                            )
+                    _apply_effects(db, row[1], [e], now)
+                    _apply_usage(db, terminal, row[1], [e])
+                db.execute(
+                    "UPDATE quarantine SET status = ?, decided_at = ?, decided_by = ?, note = ?"
+                    " WHERE terminal = ? AND seq = ?",
+                    ("approved" if approve else "rejected", now, by, note, terminal, seq),
+                )
+                log.info(
+                    "central_quarantine_decided",
+                    terminal=terminal,
+                    seq=seq,
+                    approved=approve,
+                    by=by,
+                )
+                found = db.execute(
+                    "SELECT q.terminal, q.seq, q.partner_id, q.reason, q.detail, q.status,"
+                    " q.held_at, q.decided_at, q.decided_by, q.note, e.body FROM quarantine q"
+                    " JOIN entries e ON e.terminal = q.terminal AND e.seq = q.seq"
+                    " WHERE q.terminal = ? AND q.seq = ?",
+                    (terminal, seq),
+                ).fetchone()
+                return _held_entry(found)
+
+            return _tx(db, body)
+
+        return await run_in_connection_thread(self._conn, work)
+
     # --- cards -----------------------------------------------------------------------
 
     async def cards_version(self) -> int:
@@ -691,6 +995,7 @@ class CentralDB:
                     " updated_at = excluded.updated_at",
                     (partner_id, doc, now),
                 )
+                _remember_rules(db, partner_id, rules, doc, now)
                 if found is None or bytes(found[0]) != doc:
                     # Which benefits the usage feed carries may have changed: a delta from
                     # before this document could lack lines it now carries.
@@ -835,7 +1140,8 @@ def _append_tx(db: Conn, tid: str, partner_id: str, b: VerifiedBatch, now: str) 
         elif b.first_prev_hash != head.hash:
             return AppendOutcome(kind="fork", head=head, seq=b.first_seq)
         if start == len(b.entries):
-            return AppendOutcome(kind="replay", head=head)
+            replayed = _held_between(db, tid, b.first_seq, b.last_seq)
+            return AppendOutcome(kind="replay", head=head, quarantined=replayed)
         idx = range(start, len(b.entries))
         db.executemany(
             "INSERT INTO entries (terminal, seq, hash, body, received_at) VALUES (?, ?, ?, ?, ?)",
@@ -847,11 +1153,154 @@ def _append_tx(db: Conn, tid: str, partner_id: str, b: VerifiedBatch, now: str) 
             (new_head.seq, new_head.hash, now, tid),
         )
         appended = [b.entries[i] for i in idx]
-        _apply_effects(db, partner_id, appended, now)
-        _apply_usage(db, tid, partner_id, appended)
-        return AppendOutcome(kind="appended", head=new_head, appended=len(idx))
+        holds = _check_business(db, tid, partner_id, appended, now)
+        credited = [e for e in appended if e.seq not in holds]
+        _apply_effects(db, partner_id, credited, now)
+        _apply_usage(db, tid, partner_id, credited)
+        return AppendOutcome(
+            kind="appended",
+            head=new_head,
+            appended=len(idx),
+            quarantined=_held_between(db, tid, b.first_seq, b.last_seq),
+        )
 
     return _tx(db, body)
+
+
+def _held_entry(r: Sequence[Any]) -> HeldEntry:
+    return HeldEntry(
+        terminal=r[0],
+        seq=int(r[1]),
+        partner_id=r[2],
+        reason=r[3],
+        detail=r[4],
+        status=r[5],
+        held_at=r[6],
+        decided_at=r[7],
+        decided_by=r[8],
+        note=r[9],
+        entry=msgspec.json.decode(r[10]),
+    )
+
+
+class _Checker:
+    """Looks up what the business checks need, once per batch: rules versions, cards,
+    the sales that voids name (this batch first, then the database)."""
+
+    def __init__(self, db: Conn, tid: str, partner_id: str) -> None:
+        self._db = db
+        self._tid = tid
+        self._partner = partner_id
+        self._rules: dict[str, Rules | None] = {}
+        self._cards: dict[str, CardRecord | None] = {}
+        self.batch: dict[int, Entry] = {}
+        self.held: dict[int, Held] = {}
+        self.voided: set[int] = set()
+
+    def rules(self, version: str) -> Rules | None:
+        if version not in self._rules:
+            row = self._db.execute(
+                "SELECT rules FROM rules_versions WHERE partner_id = ? AND version = ?",
+                (self._partner, version),
+            ).fetchone()
+            self._rules[version] = None if row is None else _rules_decoder.decode(row[0])
+        return self._rules[version]
+
+    def card(self, number: str) -> CardRecord | None:
+        if number not in self._cards:
+            row = self._db.execute("SELECT body FROM cards WHERE number = ?", (number,)).fetchone()
+            try:
+                found = None if row is None else _card_record_decoder.decode(row[0])
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                found = None
+            self._cards[number] = found
+        return self._cards[number]
+
+    def sale(self, seq: int) -> Entry | None:
+        if seq in self.batch:
+            return self.batch[seq]
+        row = self._db.execute(
+            "SELECT body FROM entries WHERE terminal = ? AND seq = ?", (self._tid, seq)
+        ).fetchone()
+        return None if row is None else _entry_decoder.decode(row[0])
+
+    def voided_before(self, ref: int) -> bool:
+        if ref in self.voided:
+            return True
+        row = self._db.execute(
+            "SELECT 1 FROM voids WHERE terminal = ? AND ref = ?", (self._tid, ref)
+        ).fetchone()
+        return row is not None
+
+    def sale_held(self, seq: int) -> bool:
+        if seq in self.batch:
+            return seq in self.held
+        row = self._db.execute(
+            "SELECT 1 FROM quarantine WHERE terminal = ? AND seq = ? AND status != 'approved'",
+            (self._tid, seq),
+        ).fetchone()
+        return row is not None
+
+    def check(self, e: Entry) -> Held | None:
+        if e.kind == EntryKind.SALE:
+            return check_sale(e, self.rules(e.rules_version), self.card(e.card) if e.card else None)
+        if e.kind == EntryKind.VOID:
+            sale = None if e.ref is None else self.sale(e.ref)
+            return check_void(
+                e,
+                sale,
+                voided_before=e.ref is not None and self.voided_before(e.ref),
+                sale_held=e.ref is not None and self.sale_held(e.ref),
+            )
+        return check_other(e)
+
+
+_card_record_decoder = msgspec.json.Decoder(CardRecord)
+
+
+def _check_business(
+    db: Conn, tid: str, partner_id: str, entries: Sequence[Entry], now: str
+) -> dict[int, Held]:
+    """Re-check every new entry (docs/architecture.md §5.9); hold those that do not add up
+    in quarantine and return them by seq. Records each void's sale."""
+    checker = _Checker(db, tid, partner_id)
+    voids: list[tuple[str, int, int]] = []
+    for e in entries:
+        why = checker.check(e)
+        checker.batch[e.seq] = e
+        if why is not None:
+            checker.held[e.seq] = why
+        if e.kind == EntryKind.VOID and e.ref is not None and e.ref not in checker.voided:
+            checker.voided.add(e.ref)
+            voids.append((tid, e.ref, e.seq))
+    if voids:
+        db.executemany(
+            "INSERT INTO voids (terminal, ref, seq) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            voids,
+        )
+    if checker.held:
+        db.executemany(
+            "INSERT INTO quarantine (terminal, seq, partner_id, reason, detail, held_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            ((tid, seq, partner_id, h.reason, h.detail, now) for seq, h in checker.held.items()),
+        )
+        log.warning(
+            "central_entries_quarantined",
+            terminal=tid,
+            count=len(checker.held),
+            reasons=sorted({h.reason for h in checker.held.values()}),
+        )
+    return checker.held
+
+
+def _held_between(db: Conn, tid: str, lo: int, hi: int) -> tuple[tuple[int, str], ...]:
+    """(seq, reason) of the terminal's entries in ``[lo, hi]`` that are not credited."""
+    rows = db.execute(
+        "SELECT seq, reason FROM quarantine WHERE terminal = ? AND seq BETWEEN ? AND ?"
+        " AND status != 'approved' ORDER BY seq",
+        (tid, lo, hi),
+    ).fetchall()
+    return tuple((int(r[0]), str(r[1])) for r in rows)
 
 
 def _current_card(db: Conn, number: str) -> str:

@@ -145,6 +145,10 @@ export const T = {
   offlineCards: (age) => `Lista kart z ${age} temu.`,
   offlineRules: "Punkty są naliczane normalnie; wymiana punktów jest ograniczona.",
   degraded: "Terminal działa z ograniczeniami.",
+  // The city holds entries whose points or benefits do not follow the rules (§5.9).
+  quarantined: (n) =>
+    `Miasto wstrzymało ${n} ${plural(n, "wpis", "wpisy", "wpisów")} do wyjaśnienia: ` +
+    "ich punkty nie są jeszcze na kartach. Zgłoś to operatorowi programu.",
   printerProblem: (state) => `Drukarka: ${state} — sprzedaż działa, wydruki czekają w kolejce.`,
   readersProblem: (names) => `Czytnik niedostępny: ${names} — wpisz numer karty ręcznie.`,
   disconnected: "Brak połączenia z terminalem — łączę ponownie…",

@@ -114,6 +114,8 @@ export function renderOfflineBanner(el, health) {
   }
   const down = (health.readers || []).filter((r) => !GOOD_READER.has(r.state)).map((r) => r.name);
   if (down.length) parts.push(T.readersProblem(down.join(", ")));
+  const held = (health.sync && health.sync.quarantined_count) || 0;
+  if (held) parts.push(T.quarantined(held));
   if (!parts.length && health.status === "degraded") parts.push(T.degraded);
   el.hidden = parts.length === 0;
   el.textContent = parts.join(" ");

@@ -24,6 +24,7 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import aiohttp
@@ -31,10 +32,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from config.schema import CentralConfig, CentralSection
-from ledger.clock import Clock
+from ledger.clock import Clock, SystemClock, local_date
+from ledger.domain import DEFAULT_REDEEM_TIERS
 from ledger.entry import GENESIS_HASH, Draft, Entry, seal
+from ledger.rules import best_multiplier, purchase_points
 from sync.central import CentralDB, CentralServer, Middleware
-from sync.central.demo_data import seed_demo_into
+from sync.central.demo_data import demo_cards, demo_rules, seed_demo_into
 from sync.wire import UploadBatch, encode, public_key_b64, sign_batch
 from tests.pgserver import central_database
 
@@ -111,6 +114,8 @@ class CentralHarness:
         # The fleet's control night measures a herd the server lets in: no gate by
         # default here (the shipped default is 8; test_central_hostile.py tests it).
         max_concurrent_uploads: int = 1024,
+        # Tests read the full list many times; the shipped limit (6/h) has its own test.
+        full_feeds_per_hour: int = 0,
     ) -> AsyncIterator[CentralHarness]:
         cfg = CentralConfig(
             central=CentralSection(
@@ -119,6 +124,7 @@ class CentralHarness:
                 max_body_bytes=max_body_bytes,
                 trust_on_first_use=trust_on_first_use,
                 max_concurrent_uploads=max_concurrent_uploads,
+                full_feeds_per_hour=full_feeds_per_hour,
             )
         )
         key = Ed25519PrivateKey.generate()
@@ -140,6 +146,32 @@ async def central(tmp_path: Path, central_engine: str) -> AsyncIterator[CentralH
         yield h
 
 
+# Noon (UTC) of the day the demo data is seeded: its benefits' validity is relative to it.
+TODAY_TS = f"{local_date(SystemClock().now()).isoformat()}T11:00:00.000Z"
+
+
+def honest_points(
+    card: str | None,
+    amount_gr: int,
+    benefits: tuple[str, ...],
+    day: date,
+    *,
+    partner: str = PARTNER,
+    today: date | None = None,
+) -> tuple[int, dict[str, int]]:
+    """What the demo rules of ``partner`` grant for a sale on ``day`` (the purchase and
+    each benefit's points): what an honest till writes, so the city credits it."""
+    if card is None:
+        return 0, {}
+    seeded = today or local_date(SystemClock().now())
+    rules = demo_rules(seeded)[partner]
+    record = {c.number: c for c in demo_cards(seeded)}.get(card)  # None: a test's own card
+    multiplier = 1 if record is None else best_multiplier(record, rules.earn, day)[0]
+    by_id = {b.id: b for b in rules.benefits}
+    per_benefit = {bid: by_id[bid].points for bid in benefits}
+    return purchase_points(amount_gr, rules.earn, multiplier), per_benefit
+
+
 def make_entries(
     n: int,
     *,
@@ -147,25 +179,39 @@ def make_entries(
     prev_hash: str = GENESIS_HASH,
     terminal: str = TERMINAL,
     card: str | None = "01-000018",
-    points_earned: int = 1,
+    points_earned: int | None = None,
     points_redeemed: int = 0,
     benefits: tuple[str, ...] = (),
     ts: str = "2026-11-18T11:00:00.000Z",
     salt: str = "",
 ) -> list[Entry]:
-    """A chain of ``n`` sale entries from ``start_seq`` after ``prev_hash``."""
+    """A chain of ``n`` sale entries from ``start_seq`` after ``prev_hash``.
+
+    Without ``points_earned`` each sale earns what the demo rules grant (an honest till,
+    credited by the city); with it, exactly that (a till that does not follow its rules:
+    the city holds such a sale in quarantine, docs/architecture.md §5.9).
+    """
     out: list[Entry] = []
     prev = prev_hash
     for seq in range(start_seq, start_seq + n):
+        amount = 1000 + seq
+        tier = next((t for t in DEFAULT_REDEEM_TIERS if t.points == points_redeemed), None)
+        discount = tier.discount_gr if tier is not None else 0
+        day = date.fromisoformat(ts[:10])
+        purchase, per_benefit = honest_points(card, amount - discount, benefits, day)
         d = Draft(
             ts=ts,
             local_date=ts[:10],
             kind="sale",
             card=card,
-            amount_gr=1000 + seq,
-            points_earned=points_earned,
+            amount_gr=amount,
+            points_earned=(
+                purchase + sum(per_benefit.values()) if points_earned is None else points_earned
+            ),
             points_redeemed=points_redeemed,
+            discount_gr=discount,
             benefits=benefits,
+            benefit_points=per_benefit,
             rules_version="2026.11-1",
             cashier="P-0001-K01",
             sale_id=f"sale-{salt}{seq}",

@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.clock import FakeClock
-from ledger.domain import Benefit, CardRecord, CardStatus, Holder, Rules
+from ledger.domain import Benefit, CardRecord, CardStatus, Holder, Program, Rules
 from ledger.entry import GENESIS_HASH, Draft, Entry, seal
 from sync.central import CentralDB
 from sync.wire import (
@@ -77,9 +77,10 @@ class Till:
                 kind="sale",
                 card=card,
                 amount_gr=1500,
-                points_earned=1,
+                points_earned=0,  # usage_rules grant none
                 benefits=benefits,
                 benefit_quantities=qty or {},
+                benefit_points=dict.fromkeys(benefits, 0),
                 rules_version="2026.11-1",
                 cashier="P-0001-K01",
                 sale_id=f"{self.terminal}-sale-{len(self.entries) + 1}",
@@ -97,6 +98,7 @@ class Till:
                 points_earned=-sale.points_earned,
                 benefits=sale.benefits,
                 benefit_quantities=dict(sale.benefit_quantities),
+                benefit_points={k: -v for k, v in sale.benefit_points.items()},
                 rules_version=sale.rules_version,
                 cashier="P-0001-K01",
                 ref=sale.seq,
@@ -160,7 +162,33 @@ async def usage(
 async def h(tmp_path: Path, clock: FakeClock) -> AsyncIterator[CentralHarness]:
     """The server on the conftest clock: Wednesday 18 November 2026, noon in Warsaw."""
     async with CentralHarness.start(tmp_path, clock=clock) as harness:
+        await harness.db.load_rules(PARTNER, await usage_rules(harness))
         yield harness
+
+
+async def usage_rules(h: CentralHarness) -> Rules:
+    """The demo partner's benefits and limits without their conditions and points, so
+    every sale below is one the city credits (docs/architecture.md §5.9): these tests
+    are about counting uses, not about who may use what."""
+    rules = await h.db.rules(PARTNER)
+    assert rules is not None
+    free = tuple(
+        msgspec.structs.replace(
+            b,
+            programs=(),
+            age_min=None,
+            age_max=None,
+            valid_from=None,
+            valid_to=None,
+            min_points=None,
+            points=0,
+            points_locked=False,
+        )
+        for b in rules.benefits
+    )
+    return msgspec.structs.replace(
+        rules, benefits=free, earn=msgspec.structs.replace(rules.earn, gr_per_point=10**9)
+    )
 
 
 @pytest.fixture
@@ -266,20 +294,27 @@ async def test_cards_of_one_holder_sum_and_a_card_without_holder_id_counts_alone
 ) -> None:
     one, two = tills
     anon = CardRecord(
-        number="02-7654321", status=CardStatus.ACTIVE, holder=Holder(display_name="Ń. N.")
+        number="02-7654321",
+        status=CardStatus.ACTIVE,
+        holder=Holder(display_name="Ń. N."),
+        programs=(Program(code="mieszkaniec", valid_to=date(2030, 1, 1)),),
     )
     await h.db.upsert_cards([anon])
     one.sale(OLD_CARD, "B-103")
     two.sale(NEW_CARD, "B-103")
     one.sale(anon.number, "B-103")
-    two.sale("09-0000000", "B-103")  # a card the city does not know
+    ghost = two.sale("09-0000000", "B-103")  # a card the city does not know
     await one.upload()
     await two.upload()
     assert (await usage(h)).qty == {
         ("H-0006", "B-103", TODAY): 2,
         ("02-7654321", "B-103", TODAY): 1,
-        ("09-0000000", "B-103", TODAY): 1,
     }
+    # The unknown card's sale is held (§5.9); approved, it counts for its number.
+    [held] = await h.db.quarantined()
+    assert (held.terminal, held.seq, held.reason) == (T2, ghost.seq, "card_unknown")
+    await h.db.decide(T2, ghost.seq, approve=True, by="operator")
+    assert (await usage(h)).qty[("09-0000000", "B-103", TODAY)] == 1
 
 
 async def test_the_holder_is_resolved_when_the_entry_is_received(
@@ -495,9 +530,11 @@ async def test_a_database_from_before_usage_gets_it_built_from_its_entries(
     tmp_path: Path, clock: FakeClock
 ) -> None:
     async with CentralHarness.start(tmp_path, clock=clock) as h:
+        await h.db.load_rules(PARTNER, await usage_rules(h))
         key2 = Ed25519PrivateKey.generate()
         await h.enrol(T2, PARTNER, public_key_b64(key2))
         one, two = Till(h, TERMINAL, h.key), Till(h, T2, key2)
+        held = two.sale("09-0000000", "B-103")  # held (card_unknown): never counted
         sale = one.sale(ANNA, "B-103")
         two.sale(ANNA, "B-103")
         two.sale(OLD_CARD, "B-106", qty={"B-106": 3})
@@ -537,6 +574,7 @@ async def test_a_database_from_before_usage_gets_it_built_from_its_entries(
             }
         )
         assert rebuilt.header.terminal_seq == 2
+        assert (held.card, "B-103", TODAY) not in rebuilt.qty
     # Opened again: built once, not again.
     async with await CentralDB.open(path, clock) as cdb:
         assert await cdb.usage_version() == rebuilt.header.version
