@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from ledger.entry import Entry, EntryKind
-from ledger.money import partner_cost_gr
+from ledger.money import PARTNER_COST_PER_POINT_GR, partner_cost_gr
 
 SUMMARY_KEYS: Final = (
     "sales",
@@ -25,6 +25,7 @@ SUMMARY_KEYS: Final = (
     "voids_amount_gr",
     "first_seq",
     "last_seq",
+    "point_cost_gr",  # the price per point partner_cost_gr was counted at (added later)
 )
 
 
@@ -75,12 +76,15 @@ class DayTotals:
         self.last_seq = max(self.last_seq, e.seq)
         self.last_news_seq = max(self.last_news_seq, e.seq)
 
-    def summary(self) -> dict[str, int]:
+    def summary(self, point_cost_gr: int = PARTNER_COST_PER_POINT_GR) -> dict[str, int]:
         """The day_close entry's ``summary``: net sums (a void's negative columns cancel
         its sale); ``partner_cost_gr`` is what the partner owes the city for the net
-        points; ``first_seq``/``last_seq`` span the day's sales and voids (0: none)."""
-        out = {k: getattr(self, k) for k in SUMMARY_KEYS if k != "partner_cost_gr"}
-        out["partner_cost_gr"] = partner_cost_gr(self.points_earned)
+        points at the rules' ``point_cost_gr`` (the city's statistics count the same);
+        ``first_seq``/``last_seq`` span the day's sales and voids (0: none)."""
+        computed = ("partner_cost_gr", "point_cost_gr")
+        out = {k: getattr(self, k) for k in SUMMARY_KEYS if k not in computed}
+        out["partner_cost_gr"] = partner_cost_gr(self.points_earned, point_cost_gr)
+        out["point_cost_gr"] = point_cost_gr
         return {k: out[k] for k in SUMMARY_KEYS}
 
     def has_news(self) -> bool:

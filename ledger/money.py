@@ -8,7 +8,8 @@ from typing import NewType
 Grosze = NewType("Grosze", int)
 Points = NewType("Points", int)
 
-# 1 point costs the partner 0.10 PLN net (programme offer to partners).
+# 1 point costs the partner 0.10 PLN net (programme offer to partners); the rules
+# document may set another price (``Rules.point_cost_gr``).
 PARTNER_COST_PER_POINT_GR = 10
 
 _PLN_RE = re.compile(
@@ -46,6 +47,7 @@ def format_pln(amount: int, *, currency: bool = True) -> str:
     return f"{text} zł" if currency else text
 
 
-def partner_cost_gr(points_granted: int) -> Grosze:
-    """What the partner pays the city for points granted (0.10 PLN each)."""
-    return Grosze(points_granted * PARTNER_COST_PER_POINT_GR)
+def partner_cost_gr(points_granted: int, point_cost_gr: int = PARTNER_COST_PER_POINT_GR) -> Grosze:
+    """What the partner pays the city for points granted, at the rules document's
+    ``point_cost_gr`` (the programme's offer: 0.10 PLN a point)."""
+    return Grosze(points_granted * point_cost_gr)

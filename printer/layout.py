@@ -321,7 +321,8 @@ def _day_close(c: _Composer, data: ReceiptData) -> None:
     c.pair(T.Z_DISCOUNT, format_pln(s.discount_gr))
     c.pair(T.Z_POINTS_EARNED, _points(s.points_earned))
     c.pair(T.Z_POINTS_REDEEMED, _points(s.points_redeemed))
-    c.pair(T.Z_PARTNER_COST, format_pln(s.partner_cost_gr), bold=True)
+    price = format_pln(s.point_cost_gr)
+    c.pair(T.Z_PARTNER_COST.format(price=price), format_pln(s.partner_cost_gr), bold=True)
     if s.first_seq is not None and s.last_seq is not None:
         seq_range = T.Z_SEQ_RANGE_VALUE.format(first=s.first_seq, last=s.last_seq)
     else:

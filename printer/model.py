@@ -15,7 +15,7 @@ import msgspec
 from ledger.cards import mask
 from ledger.domain import Benefit, Partner
 from ledger.entry import Entry
-from ledger.money import partner_cost_gr
+from ledger.money import PARTNER_COST_PER_POINT_GR, partner_cost_gr
 
 ReceiptKind = Literal["sale", "void", "day_close"]
 BenefitUnit = Literal["pieces", "hours"]
@@ -45,11 +45,24 @@ class DaySummary(msgspec.Struct, frozen=True, kw_only=True):
     points_redeemed: int = 0
     first_seq: int | None = None
     last_seq: int | None = None
+    # The partner's cost and the price per point as the day_close entry recorded them
+    # (the rules' point_cost_gr); an entry from before has neither: 0.10 PLN a point.
+    recorded_cost_gr: int | None = None
+    recorded_point_cost_gr: int | None = None
+
+    @property
+    def point_cost_gr(self) -> int:
+        """The price per point the partner's cost is counted at."""
+        if self.recorded_point_cost_gr is not None:
+            return self.recorded_point_cost_gr
+        return PARTNER_COST_PER_POINT_GR
 
     @property
     def partner_cost_gr(self) -> int:
-        """What the partner owes the city for the points granted (0.10 PLN each)."""
-        return partner_cost_gr(self.points_earned)
+        """What the partner owes the city for the points granted (as recorded at the close)."""
+        if self.recorded_cost_gr is not None:
+            return self.recorded_cost_gr
+        return partner_cost_gr(self.points_earned, self.point_cost_gr)
 
     @classmethod
     def from_entry(cls, entry: Entry) -> DaySummary:
@@ -67,6 +80,8 @@ class DaySummary(msgspec.Struct, frozen=True, kw_only=True):
             discount_gr=s.get("discount_gr", 0),
             points_earned=s.get("points_earned", 0),
             points_redeemed=s.get("points_redeemed", 0),
+            recorded_cost_gr=s.get("partner_cost_gr"),
+            recorded_point_cost_gr=s.get("point_cost_gr"),
             # day_summary writes 0 for a day without transactions
             first_seq=s.get("first_seq") or None,
             last_seq=s.get("last_seq") or None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import csv
 import os
 import secrets
 import signal
@@ -31,6 +32,12 @@ actions (after -c FILE; without one the server runs in the foreground):
   unblock-card NUMBER
   compact-cards      forget removed cards; terminals older than the current card
                      list version then get the full list instead of a delta
+  quarantine list|approve|reject [TID SEQ --by NAME]
+                     entries the city holds because their business does not add up
+  reads [--terminal TID]
+                     who downloaded the card list (full or delta)
+  stats PID --from DATE --to DATE [--csv]
+                     partner PID's statistics: benefits, terminals, cashiers, cost
   heads              list enrolled terminals and the last entry received from each
 """
 
@@ -153,6 +160,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--terminal", metavar="TID", help="only this terminal's downloads")
     p.add_argument("--limit", type=int, default=100, metavar="N", help="at most N (default 100)")
+    p = action(
+        "stats",
+        "a partner's statistics: benefits, terminals, cashiers, cost",
+        "Partner PID's statistics over local days DATE..DATE (inclusive), as credited:\n"
+        "per benefit its uses, distinct residents (persons), quantity and points; per\n"
+        "terminal and per cashier the sales, voids, net amount and points earned and\n"
+        "redeemed; the partner's cost at the rules' price per point (point_cost_gr,\n"
+        "the Z report's). Entries held in quarantine or rejected are counted apart.\n"
+        "A void counts on its own day, as on the Z report.",
+    )
+    p.add_argument("partner_id", metavar="PID", help="the partner, e.g. P-0001")
+    p.add_argument("--from", dest="date_from", required=True, metavar="DATE",
+                   help="first local day, e.g. 2026-11-01")  # fmt: skip
+    p.add_argument("--to", dest="date_to", required=True, metavar="DATE",
+                   help="last local day (inclusive), e.g. 2026-11-30")  # fmt: skip
+    p.add_argument("--csv", action="store_true",
+                   help="one CSV table on stdout (amounts in grosze) instead of text")  # fmt: skip
     action(
         "heads",
         "list terminals and their last received entry",
@@ -230,6 +254,14 @@ async def _admin(args: argparse.Namespace, cfg: CentralConfig) -> int:
                   f"{read.lines} lines{done}")  # fmt: skip
     elif action == "quarantine":
         return await _quarantine(args, db)
+    elif action == "stats":
+        from sync.central.stats import csv_rows, text_lines
+
+        report = await central.partner_stats(db, args.partner_id, args.date_from, args.date_to)
+        if args.csv:
+            csv.writer(sys.stdout, lineterminator="\n").writerows(csv_rows(report))
+        else:
+            print("\n".join(text_lines(report)))
     elif action == "heads":
         rows = await central.list_heads(db)
         if not rows:

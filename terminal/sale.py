@@ -24,6 +24,7 @@ from ledger.cards import CardNumberError, mask
 from ledger.clock import Clock, format_ts, local_date
 from ledger.domain import CardRecord, Rules
 from ledger.entry import Draft, Entry, EntryKind, request_fields
+from ledger.money import PARTNER_COST_PER_POINT_GR
 from ledger.refusals import Refusal
 from ledger.rules import (
     CatalogState,
@@ -455,7 +456,9 @@ class SaleService:
         today = local_date(now, self._tz).isoformat()
         self._refuse_close_without_news(today)
         self._need_manager(caller, "day_close")
-        summary = self._usage.day(today).summary()
+        rules = self._catalog.rules
+        cost = rules.point_cost_gr if rules else PARTNER_COST_PER_POINT_GR
+        summary = self._usage.day(today).summary(cost)
         draft = Draft(
             ts=format_ts(now),
             local_date=today,

@@ -18,6 +18,7 @@ from ledger.cards import DEFAULT_FORMAT, CardNumberError
 from ledger.domain import CardRecord, CardRemoved, CardStatus, Holder, Program, Rules
 from sync.central.db import CentralDB, CentralError, FeedRead, HeldEntry, TerminalRow
 from sync.central.demo_data import DEMO_PARTNER, DEMO_TERMINAL, seed_demo_into
+from sync.central.stats import PartnerStats, RangeError, report_range
 from sync.wire import load_public_key
 
 MIN_TOKEN_LENGTH = 16
@@ -273,3 +274,19 @@ async def feed_reads(
     """The latest card-feed downloads (of one terminal), newest first."""
     async with await _open(db_path) as db:
         return await db.feed_reads(terminal_id, limit)
+
+
+async def partner_stats(
+    db_path: Path | str, partner_id: str, date_from: str, date_to: str
+) -> PartnerStats:
+    """A partner's statistics over local days ``date_from``..``date_to``; an AdminError
+    for a bad range or a partner the city does not know (no rules, no terminals)."""
+    try:
+        date_from, date_to = report_range(date_from, date_to)
+    except RangeError as e:
+        raise AdminError(str(e)) from None
+    async with await _open(db_path) as db:
+        known = set(await db.partners()) | {t.partner_id for t in await db.heads()}
+        if partner_id not in known:
+            raise AdminError(f"partner {partner_id} has no rules and no terminals here")
+        return await db.partner_stats(partner_id, date_from, date_to)

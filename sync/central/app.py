@@ -21,6 +21,7 @@ from config.schema import CentralConfig, parse_listen
 from ledger.canonical import canonical
 from ledger.clock import Clock, SystemClock, format_ts, parse_ts
 from ledger.entry import Head
+from sync.central import stats
 from sync.central.db import CentralDB, LeaseRefused, TerminalRow
 from sync.central.engine import describe
 from sync.central.verify import BatchRejected, VerifiedBatch, check_signature, verify_chain_of
@@ -403,6 +404,25 @@ async def get_usage(request: web.Request) -> web.StreamResponse:
     return await _stream_feed(request, feed, "usage_feed_client_gone")
 
 
+async def get_stats(request: web.Request) -> web.Response:
+    """The partner's statistics over local days ``from``..``to`` (sync/central/stats.py),
+    for its own terminals only."""
+    row = await _authenticate(request)
+    _only_query(request, "from", "to")
+    pid = request.match_info["pid"]
+    if row.partner_id != pid:
+        raise Reply(403, "forbidden", "this terminal is enrolled for another partner")
+    ends = [request.query.getall(name, []) for name in ("from", "to")]
+    if any(len(v) != 1 for v in ends):
+        raise Reply(400, "bad_request", "give from=YYYY-MM-DD and to=YYYY-MM-DD, once each")
+    try:
+        date_from, date_to = stats.report_range(ends[0][0], ends[1][0])
+    except stats.RangeError as e:
+        raise Reply(400, "bad_request", str(e)) from None
+    report = await request.app[DB_KEY].partner_stats(pid, date_from, date_to)
+    return _json(report, headers={"Cache-Control": "no-store"})
+
+
 async def post_lease(request: web.Request) -> web.Response:
     """Top up or release this terminal's persons lease of a benefit (contract 11.5)."""
     row = await _terminal_itself(request)
@@ -477,6 +497,7 @@ def build_app(
     app.router.add_get("/v1/cards", get_cards)
     app.router.add_get("/v1/partners/{pid}/rules", get_rules)
     app.router.add_get("/v1/partners/{pid}/usage", get_usage)
+    app.router.add_get("/v1/partners/{pid}/stats", get_stats)
     app.router.add_post("/v1/terminals/{tid}/leases", post_lease)
     return app
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -27,6 +27,7 @@ from ledger.clock import Clock, SystemClock, format_ts
 from ledger.domain import Benefit, CardRecord, CardRemoved, CardStatus, Rules
 from ledger.entry import GENESIS_HASH, Entry, EntryKind, Head
 from ledger.periods import local_day, window_dates
+from sync.central import stats
 from sync.central.business import Held, check_other, check_sale, check_void
 from sync.central.engine import (
     Conn,
@@ -145,6 +146,36 @@ CREATE TABLE IF NOT EXISTS voids (
 );
 """
 
+# Partner statistics (sync/central/stats.py): running sums per partner and local day of
+# the credited entries. Added in place (meta ``stats_schema``); ``_migrate_stats`` fills
+# them from what is already held, once.
+STATS_SCHEMA: Final = 1
+_STATS_TABLES: Final = """
+CREATE TABLE IF NOT EXISTS stats_sales (
+    partner_id      TEXT NOT NULL,
+    date            TEXT NOT NULL,
+    terminal        TEXT NOT NULL,
+    cashier         TEXT NOT NULL,
+    sales           INTEGER NOT NULL CHECK (typeof(sales) = 'integer'),
+    voids           INTEGER NOT NULL CHECK (typeof(voids) = 'integer'),
+    sales_amount_gr INTEGER NOT NULL CHECK (typeof(sales_amount_gr) = 'integer'),
+    voids_amount_gr INTEGER NOT NULL CHECK (typeof(voids_amount_gr) = 'integer'),
+    discount_gr     INTEGER NOT NULL CHECK (typeof(discount_gr) = 'integer'),
+    points_earned   INTEGER NOT NULL CHECK (typeof(points_earned) = 'integer'),
+    points_redeemed INTEGER NOT NULL CHECK (typeof(points_redeemed) = 'integer'),
+    PRIMARY KEY (partner_id, date, terminal, cashier)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stats_benefits (
+    partner_id TEXT NOT NULL,
+    date       TEXT NOT NULL,
+    benefit_id TEXT NOT NULL,
+    uses       INTEGER NOT NULL CHECK (typeof(uses) = 'integer'),
+    quantity   INTEGER NOT NULL CHECK (typeof(quantity) = 'integer'),
+    points     INTEGER NOT NULL CHECK (typeof(points) = 'integer'),
+    PRIMARY KEY (partner_id, date, benefit_id)
+) WITHOUT ROWID;
+"""
+
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT INTO meta VALUES ('schema', @SCHEMA@), ('cards_version', 0),
@@ -195,7 +226,9 @@ CREATE TABLE IF NOT EXISTS benefit_uses (
 ) WITHOUT ROWID;
 @USAGE_TABLES@
 """.replace("@SCHEMA@", str(SCHEMA_VERSION)).replace("@GENESIS@", GENESIS_HASH)
-_SCHEMA_ALL: Final = _SCHEMA.replace("@USAGE_TABLES@", _USAGE_TABLES + _BUSINESS_TABLES)
+_SCHEMA_ALL: Final = _SCHEMA.replace(
+    "@USAGE_TABLES@", _USAGE_TABLES + _BUSINESS_TABLES + _STATS_TABLES
+)
 
 
 class CentralError(Exception):
@@ -372,6 +405,32 @@ def _meta_or(db: Conn, key: str, default: int) -> int:
 _entry_decoder = msgspec.json.Decoder(Entry)
 
 
+def _credited_chunks(db: Conn) -> Iterator[tuple[str, str, list[Entry]]]:
+    """Every terminal's credited entries already held, in seq order and in chunks, with
+    its partner: entries in quarantine (held or rejected) are left out (§5.9)."""
+    terminals = db.execute("SELECT id, partner_id FROM terminals ORDER BY id").fetchall()
+    for tid, partner_id in terminals:
+        held = {
+            int(r[0])
+            for r in db.execute(
+                "SELECT seq FROM quarantine WHERE terminal = ? AND status != 'approved'",
+                (tid,),
+            ).fetchall()
+        }
+        cur = db.execute("SELECT body FROM entries WHERE terminal = ? ORDER BY seq", (tid,))
+        while rows := cur.fetchmany(FEED_CHUNK):
+            entries = []
+            for (raw,) in rows:
+                try:
+                    e = _entry_decoder.decode(raw)
+                except (msgspec.DecodeError, msgspec.ValidationError) as err:
+                    log.warning("central_entry_unreadable", terminal=tid, reason=str(err))
+                    continue
+                if e.seq not in held:
+                    entries.append(e)
+            yield tid, partner_id, entries
+
+
 def _migrate_usage(db: Conn) -> None:
     """Fill benefit_usage from the entries already held (a database older than usage).
 
@@ -382,29 +441,10 @@ def _migrate_usage(db: Conn) -> None:
     def body() -> int:
         db.execute("DELETE FROM benefit_usage")
         db.execute("DELETE FROM usage_sales")
-        terminals = db.execute("SELECT id, partner_id FROM terminals ORDER BY id").fetchall()
         total = 0
-        for tid, partner_id in terminals:
-            # Entries in quarantine are not counted until approved (§5.9).
-            held = {
-                int(r[0])
-                for r in db.execute(
-                    "SELECT seq FROM quarantine WHERE terminal = ? AND status != 'approved'",
-                    (tid,),
-                ).fetchall()
-            }
-            cur = db.execute("SELECT body FROM entries WHERE terminal = ? ORDER BY seq", (tid,))
-            while rows := cur.fetchmany(FEED_CHUNK):
-                entries = []
-                for (raw,) in rows:
-                    try:
-                        e = _entry_decoder.decode(raw)
-                        if e.seq not in held:
-                            entries.append(e)
-                    except (msgspec.DecodeError, msgspec.ValidationError) as e:
-                        log.warning("central_usage_entry_unreadable", terminal=tid, reason=str(e))
-                _apply_usage(db, tid, partner_id, entries)
-                total += len(entries)
+        for tid, partner_id, entries in _credited_chunks(db):
+            _apply_usage(db, tid, partner_id, entries)
+            total += len(entries)
         db.execute(
             "INSERT INTO meta VALUES ('usage_schema', ?)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -446,6 +486,29 @@ def _migrate_business(db: Conn) -> None:
         )
 
     _tx(db, body)
+
+
+def _migrate_stats(db: Conn) -> None:
+    """Fill the partner statistics from the entries already held (a database older than
+    them), leaving out what is held or rejected. One transaction: all or nothing."""
+
+    def body() -> int:
+        db.execute("DELETE FROM stats_sales")
+        db.execute("DELETE FROM stats_benefits")
+        total = 0
+        for _tid, partner_id, entries in _credited_chunks(db):
+            _apply_stats(db, partner_id, entries)
+            total += len(entries)
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES ('stats_schema', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (STATS_SCHEMA,),
+        )
+        return total
+
+    entries = _tx(db, body)
+    if entries:
+        log.info("central_stats_built", entries=entries)
 
 
 def _remember_rules(db: Conn, partner_id: str, rules: Rules, doc: bytes, now: str) -> None:
@@ -521,6 +584,13 @@ def _prepare(db: Conn) -> None:
         )
     if business < BUSINESS_SCHEMA:
         _migrate_business(db)
+    stats_version = _meta_or(db, "stats_schema", 0)
+    if stats_version > STATS_SCHEMA:
+        raise CentralError(
+            f"database stats schema {stats_version}, this server knows {STATS_SCHEMA}"
+        )
+    if stats_version < STATS_SCHEMA:
+        _migrate_stats(db)
 
 
 class CentralDB:
@@ -819,6 +889,7 @@ class CentralDB:
                             )
                     _apply_effects(db, row[1], [e], now)
                     _apply_usage(db, terminal, row[1], [e])
+                    _apply_stats(db, row[1], [e])
                 db.execute(
                     "UPDATE quarantine SET status = ?, decided_at = ?, decided_by = ?, note = ?"
                     " WHERE terminal = ? AND seq = ?",
@@ -841,6 +912,24 @@ class CentralDB:
                 return _held_entry(found)
 
             return _tx(db, body)
+
+        return await run_in_connection_thread(self._conn, work)
+
+    # --- statistics ------------------------------------------------------------------
+
+    async def partner_stats(
+        self, partner_id: str, date_from: str, date_to: str
+    ) -> stats.PartnerStats:
+        """The partner's statistics over local days ``date_from``..``date_to`` (inclusive),
+        on one snapshot (sync/central/stats.py)."""
+        rules = await self.rules(partner_id)
+
+        def work(db: Conn) -> stats.PartnerStats:
+            db.begin_snapshot()
+            try:
+                return _stats_tx(db, partner_id, date_from, date_to, rules)
+            finally:
+                db.rollback()
 
         return await run_in_connection_thread(self._conn, work)
 
@@ -1157,6 +1246,7 @@ def _append_tx(db: Conn, tid: str, partner_id: str, b: VerifiedBatch, now: str) 
         credited = [e for e in appended if e.seq not in holds]
         _apply_effects(db, partner_id, credited, now)
         _apply_usage(db, tid, partner_id, credited)
+        _apply_stats(db, partner_id, credited)
         return AppendOutcome(
             kind="appended",
             head=new_head,
@@ -1372,6 +1462,97 @@ def _apply_effects(db: Conn, partner_id: str, entries: Iterable[Entry], now: str
             " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             ((partner_id, bid, card, now) for bid, card in uses),
         )
+
+
+def _apply_stats(db: Conn, partner_id: str, entries: Sequence[Entry]) -> None:
+    """Add credited sales and voids to the partner's statistics (sync/central/stats.py)."""
+    sales = stats.sales_deltas(entries)
+    if sales:
+        cols = ", ".join(stats.SALES_COLUMNS)
+        marks = ", ".join("?" * len(stats.SALES_COLUMNS))
+        adds = ", ".join(f"{c} = stats_sales.{c} + excluded.{c}" for c in stats.SALES_COLUMNS)
+        db.executemany(
+            f"INSERT INTO stats_sales (partner_id, date, terminal, cashier, {cols})"  # noqa: S608 (fixed columns)
+            f" VALUES (?, ?, ?, ?, {marks}) ON CONFLICT (partner_id, date, terminal, cashier)"
+            f" DO UPDATE SET {adds}",
+            ((partner_id, *k, *v) for k, v in sales.items()),
+        )
+    benefits = stats.benefit_deltas(entries)
+    if benefits:
+        db.executemany(
+            "INSERT INTO stats_benefits (partner_id, date, benefit_id, uses, quantity, points)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (partner_id, date, benefit_id) DO UPDATE"
+            " SET uses = stats_benefits.uses + excluded.uses,"
+            " quantity = stats_benefits.quantity + excluded.quantity,"
+            " points = stats_benefits.points + excluded.points",
+            ((partner_id, *k, *v) for k, v in benefits.items()),
+        )
+
+
+def _stats_tx(
+    db: Conn, partner_id: str, date_from: str, date_to: str, rules: Rules | None
+) -> stats.PartnerStats:
+    span = (partner_id, date_from, date_to)
+    cols = ", ".join(f"SUM({c})" for c in stats.SALES_COLUMNS)
+    totals = stats.Sums()
+    terminals: dict[str, stats.TerminalSums] = {}
+    cashiers: dict[str, stats.CashierSums] = {}
+    names = {c.id: c.name for c in rules.cashiers} if rules is not None else {}
+    for tid, cashier, *row in db.execute(
+        f"SELECT terminal, cashier, {cols} FROM stats_sales"  # noqa: S608 (fixed columns)
+        " WHERE partner_id = ? AND date BETWEEN ? AND ? GROUP BY terminal, cashier"
+        " ORDER BY terminal, cashier",
+        span,
+    ).fetchall():
+        totals.add_row(row)
+        terminals.setdefault(tid, stats.TerminalSums(terminal=tid)).add_row(row)
+        if cashier not in cashiers:
+            cid = cashier or None
+            cashiers[cashier] = stats.CashierSums(cashier=cid, name=names.get(cashier))
+        cashiers[cashier].add_row(row)
+    benefit_names = {b.id: b.name for b in rules.benefits} if rules is not None else {}
+    benefits = {
+        bid: stats.BenefitSums(
+            benefit_id=bid, name=benefit_names.get(bid), uses=int(u), quantity=int(q), points=int(p)
+        )
+        for bid, u, q, p in db.execute(
+            "SELECT benefit_id, SUM(uses), SUM(quantity), SUM(points) FROM stats_benefits"
+            " WHERE partner_id = ? AND date BETWEEN ? AND ? GROUP BY benefit_id"
+            " ORDER BY benefit_id",
+            span,
+        ).fetchall()
+    }
+    for bid, persons in db.execute(
+        "SELECT benefit_id, COUNT(DISTINCT holder) FROM benefit_usage"
+        " WHERE partner_id = ? AND date BETWEEN ? AND ? AND qty > 0 GROUP BY benefit_id",
+        span,
+    ).fetchall():
+        b = benefits.setdefault(bid, stats.BenefitSums(benefit_id=bid, name=benefit_names.get(bid)))
+        b.persons = int(persons)
+    held, rejected = stats.HeldSums(), stats.HeldSums()
+    for status, raw in db.execute(
+        "SELECT q.status, e.body FROM quarantine q JOIN entries e"
+        " ON e.terminal = q.terminal AND e.seq = q.seq"
+        " WHERE q.partner_id = ? AND q.status != 'approved'",
+        (partner_id,),
+    ).fetchall():
+        e = _entry_decoder.decode(raw)
+        if date_from <= e.local_date <= date_to:
+            (held if status == "held" else rejected).add(e)
+    cost = rules.point_cost_gr if rules is not None else stats.DEFAULT_POINT_COST_GR
+    return stats.PartnerStats(
+        partner_id=partner_id,
+        date_from=date_from,
+        date_to=date_to,
+        point_cost_gr=cost,
+        partner_cost_gr=totals.points_earned * cost,
+        totals=totals,
+        benefits=sorted(benefits.values(), key=lambda b: b.benefit_id),
+        terminals=list(terminals.values()),
+        cashiers=sorted(cashiers.values(), key=lambda c: c.cashier or ""),
+        quarantined=held,
+        rejected=rejected,
+    )
 
 
 def _bump_usage(db: Conn) -> int:

@@ -135,23 +135,30 @@ class Till:
         catalog: CatalogState = FRESH,
         policy: OfflinePolicy = POLICY,
         network: Network = LOCAL,
+        cashier: str | None = "K-1",
     ) -> Entry:
         q = self.quote(card, rules, sale, at, catalog=catalog, policy=policy, network=network)
         draft = q.to_draft(
             ts=format_ts(at),
             local_date=at.astimezone(WARSAW).date().isoformat(),
             card=card.number,
-            cashier="K-1",
+            cashier=cashier,
             sale_id=uuid7(unix_ms(at)),
         )
         return self._append(self._seal(draft))
 
     def try_sell(
-        self, card: CardRecord, rules: Rules, sale: SaleRequest, at: datetime
+        self,
+        card: CardRecord,
+        rules: Rules,
+        sale: SaleRequest,
+        at: datetime,
+        *,
+        cashier: str | None = "K-1",
     ) -> Entry | None:
         """Sell, or return None when the engine refuses (history that may or may not fit)."""
         try:
-            return self.sell(card, rules, sale, at)
+            return self.sell(card, rules, sale, at, cashier=cashier)
         except Refusal:
             return None
 
@@ -170,14 +177,21 @@ class Till:
         """The void entry that cancelled sale ``seq`` (the daemon asks its ledger)."""
         return next((e.seq for e in self.entries if e.kind == "void" and e.ref == seq), None)
 
-    def void(self, seq: int, at: datetime, *, reason: str = "pomyłka kasjera") -> Entry:
+    def void(
+        self,
+        seq: int,
+        at: datetime,
+        *,
+        reason: str = "pomyłka kasjera",
+        cashier: str | None = "K-1",
+    ) -> Entry:
         plan = plan_void(
             self.entries[seq - 1], self.usage, reason=reason, voided_by=self.voided_by(seq)
         )
         draft = plan.to_draft(
             ts=format_ts(at),
             local_date=at.astimezone(WARSAW).date().isoformat(),
-            cashier="K-1",
+            cashier=cashier,
             sale_id=uuid7(unix_ms(at)),
         )
         return self._append(self._seal(draft))

@@ -180,6 +180,20 @@ def test_day_summary_counts_one_local_day() -> None:
     assert s["points_redeemed"] == 250
     assert s["points_earned"] == 25 + 12  # the voided sale's 20 + 7 are gone
     assert s["partner_cost_gr"] == 370  # 37 points x 0,10 zł
+    assert s["point_cost_gr"] == 10
     assert (s["first_seq"], s["last_seq"]) == (2, 5)
     empty = day_summary(till.entries, "2026-11-20")
+    assert empty.pop("point_cost_gr") == 10
     assert set(empty.values()) == {0}
+
+
+def test_the_partners_cost_is_counted_at_the_price_per_point_of_the_rules() -> None:
+    # A rules document with point_cost_gr = 25: the Z report and the city count the same.
+    from ledger.daytotals import DayTotals
+
+    totals = DayTotals()
+    for e in _entries_for_summary().entries:
+        if e.local_date == "2026-11-18":
+            totals.add(e)
+    s = totals.summary(25)
+    assert (s["points_earned"], s["point_cost_gr"], s["partner_cost_gr"]) == (37, 25, 925)

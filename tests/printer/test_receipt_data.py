@@ -99,6 +99,16 @@ def test_z_report_from_the_ledgers_day_summary() -> None:
     assert pair("Obrót netto:", "50,00 zł", 42) in lines
     assert pair("Koszt partnera (0,10 zł/pkt):", "5,00 zł", 42) in lines
     assert pair("Transakcje nr:", "1 - 3", 42) in lines
+    # A rules document with another price per point: the Z report prints that price and
+    # the cost counted at it (an older entry without the price: 0,10 zł, as above).
+    dearer = msgspec.structs.replace(
+        close, summary={**summary, "point_cost_gr": 25, "partner_cost_gr": 1250}
+    )
+    lines = render_text(receipt_for_entry(dearer, PARTNER), 42).splitlines()
+    assert pair("Koszt partnera (0,25 zł/pkt):", "12,50 zł", 42) in lines
+    old = {k: v for k, v in summary.items() if k not in ("point_cost_gr", "partner_cost_gr")}
+    older = msgspec.structs.replace(close, summary=old)
+    assert DaySummary.from_entry(older).partner_cost_gr == 500
 
 
 def test_z_report_of_an_empty_day() -> None:

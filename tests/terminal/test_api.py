@@ -332,6 +332,27 @@ async def test_a_receipt_number_no_ledger_can_hold_is_not_found(h: DaemonHarness
         assert (status, body["error"]["code"]) == (404, "not_found"), (method, path, body)
 
 
+async def test_the_z_report_counts_the_partners_cost_at_the_rules_price_per_point(
+    h: DaemonHarness,
+) -> None:
+    import msgspec
+
+    rules = await h.central.db.rules("P-0001")
+    assert rules is not None
+    dearer = msgspec.structs.replace(rules, version="2026.12-25", point_cost_gr=25)
+    await h.central.db.load_rules("P-0001", dearer)
+    await h.daemon.sync_cycle()
+    _, sold = await h.call("POST", "/sales", sale())
+    earned = sold["entry"]["points_earned"]
+    assert earned > 0
+    s, closed = await h.call("POST", "/day/close")
+    assert s == 201
+    assert closed["summary"]["point_cost_gr"] == 25
+    assert closed["summary"]["partner_cost_gr"] == earned * 25
+    z = decode((await h.printer.wait_jobs(2))[1]).text
+    assert "Koszt partnera (0,25 zł/pkt):" in z
+
+
 async def test_a_second_day_close_with_nothing_new_is_refused_and_the_copy_offered(
     h: DaemonHarness,
 ) -> None:
