@@ -8,6 +8,7 @@ are covered as the terminal hashed them.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,20 +63,43 @@ ENTRY_BOUNDS = {
 
 
 def _scan(raw: dict[str, Any], seq: int | None) -> None:
-    """Refuse floats, integers beyond ±MAX_WIRE_INT and deep nesting; iterative, no recursion."""
-    stack: list[tuple[object, int]] = [(raw, 1)]
+    """Refuse floats, integers beyond ±MAX_WIRE_INT and deep nesting; iterative, no recursion.
+
+    A value at depth ``d`` (the entry itself is 1) is refused past MAX_DEPTH. The values a
+    JSON decoder gives (str, int, bool, None, float, dict, list) are told apart by their
+    exact type, the common scalars first: this runs over every field of every entry.
+    """
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(raw, 1)]
     while stack:
-        v, depth = stack.pop()
-        if depth > MAX_DEPTH:
+        container, depth = stack.pop()
+        # Its values are at depth + 1: a non-empty container at MAX_DEPTH has one too deep.
+        if depth > MAX_DEPTH or (depth == MAX_DEPTH and container):
             raise BatchRejected(400, "bad_request", f"an entry nests deeper than {MAX_DEPTH}", seq)
-        if isinstance(v, float):
-            raise BatchRejected(422, "bad_entry", "entries carry integers only, never floats", seq)
-        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_WIRE_INT:
-            raise BatchRejected(422, "out_of_range", f"{v} is beyond ±(2^53 - 1)", seq)
-        if isinstance(v, dict):
-            stack.extend((x, depth + 1) for x in v.values())
-        elif isinstance(v, list):
-            stack.extend((x, depth + 1) for x in v)
+        values: Iterable[Any] = container.values() if type(container) is dict else container
+        for v in values:
+            t = type(v)
+            if t is str or v is None or t is bool:
+                continue
+            if t is int:
+                if -MAX_WIRE_INT <= v <= MAX_WIRE_INT:
+                    continue
+                raise BatchRejected(422, "out_of_range", f"{v} is beyond ±(2^53 - 1)", seq)
+            if t is dict or t is list:
+                stack.append((v, depth + 1))
+                continue
+            _scan_other(v, depth + 1, seq, stack)  # a float, or a subclass
+
+
+def _scan_other(
+    v: object, depth: int, seq: int | None, stack: list[tuple[dict[str, Any] | list[Any], int]]
+) -> None:
+    """A value of any other type at ``depth`` (already within MAX_DEPTH): the general checks."""
+    if isinstance(v, float):
+        raise BatchRejected(422, "bad_entry", "entries carry integers only, never floats", seq)
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_WIRE_INT:
+        raise BatchRejected(422, "out_of_range", f"{v} is beyond ±(2^53 - 1)", seq)
+    if isinstance(v, dict | list):
+        stack.append((v, depth))
 
 
 def _check_bounds(e: Entry) -> None:
