@@ -1232,8 +1232,9 @@ def _append_tx(db: Conn, tid: str, partner_id: str, b: VerifiedBatch, now: str) 
             replayed = _held_between(db, tid, b.first_seq, b.last_seq)
             return AppendOutcome(kind="replay", head=head, quarantined=replayed)
         idx = range(start, len(b.entries))
-        db.executemany(
-            "INSERT INTO entries (terminal, seq, hash, body, received_at) VALUES (?, ?, ?, ?, ?)",
+        db.insert_rows(
+            "entries",
+            ("terminal", "seq", "hash", "body", "received_at"),
             ((tid, b.entries[i].seq, b.hashes[i], b.bodies[i], now) for i in idx),
         )
         new_head = Head(seq=b.last_seq, hash=b.hashes[-1])
