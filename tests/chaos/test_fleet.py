@@ -171,12 +171,37 @@ def fault_plan(
 
 @dataclass
 class Terminal:
+    """A simulated till. Its ledger and catalogue are open only around its upload (as
+    each real till is its own process): thousands of them open at once would take more
+    file descriptors than one process may hold (about 9 each)."""
+
     tid: str
     state: Path
-    store: LedgerStore
-    catalog: Catalog
     key: TerminalKey
     token: str
+    clock: FakeClock
+    head_seq: int = 0  # the ledger's head after the day's sales (the night adds none)
+    store: LedgerStore | None = None
+    catalog: Catalog | None = None
+
+    @contextlib.asynccontextmanager
+    async def opened(self) -> AsyncIterator[tuple[LedgerStore, Catalog]]:
+        """The till's ledger and catalogue, open for the block (reentrant: the opener
+        closes)."""
+        if self.store is not None and self.catalog is not None:
+            yield self.store, self.catalog
+            return
+        store = await LedgerStore.open(self.state / "ledger.sqlite", terminal=self.tid)
+        try:
+            catalog = await Catalog.open(self.state / "catalog.sqlite", self.clock)
+            self.store, self.catalog = store, catalog
+            try:
+                yield store, catalog
+            finally:
+                self.store = self.catalog = None
+                await catalog.close()
+        finally:
+            await store.close()
 
 
 async def open_terminal(root: Path, tid: str, clock: FakeClock, entries: int) -> Terminal:
@@ -186,13 +211,7 @@ async def open_terminal(root: Path, tid: str, clock: FakeClock, entries: int) ->
     key = await asyncio.to_thread(load_or_create_key, state)
     token = secrets.token_urlsafe(24)
     (state / "token").write_text(token + "\n", encoding="utf-8")
-    store = await LedgerStore.open(state / "ledger.sqlite", terminal=tid)
-    try:
-        catalog = await Catalog.open(state / "catalog.sqlite", clock)
-    except BaseException:
-        await store.close()
-        raise
-    term = Terminal(tid, state, store, catalog, key, token)
+    term = Terminal(tid, state, key, token, clock)
     # The day's sales (shop hours, before the window), appended through the store.
     opening = datetime.combine(SALES_DAY, datetime.min.time(), tzinfo=WARSAW) + timedelta(hours=9)
     drafts = []
@@ -211,24 +230,18 @@ async def open_terminal(root: Path, tid: str, clock: FakeClock, entries: int) ->
                 sale_id=f"{tid}-{i}",
             )
         )
-    try:
+    async with term.opened() as (store, _catalog):
         await asyncio.gather(*(store.append(d) for d in drafts))
-    except BaseException:
-        await close_terminal(term)
-        raise
+        term.head_seq = store.head.seq
     return term
-
-
-async def close_terminal(term: Terminal) -> None:
-    try:
-        await term.catalog.close()
-    finally:
-        await term.store.close()
 
 
 def make_client(
     term: Terminal, url: str, params: FleetParams, clock: FakeClock, scale: float
 ) -> SyncClient:
+    """The till's sync client; inside ``term.opened()``."""
+    assert term.store is not None, "open the terminal first"
+    assert term.catalog is not None, "open the terminal first"
     cfg = config_from_dict(
         {
             "terminal": {"id": term.tid, "partner_id": PARTNER, "state_dir": str(term.state)},
@@ -291,6 +304,7 @@ class NightFigures:
     span_s: float  # first POST start to last POST end
     wall_s: float  # first start to last upload done
     injected: dict[str, int]
+    loop_lag_s: float = 0.0  # the longest the event loop was late for a 10 ms timer
 
     @property
     def entries_per_s(self) -> float:
@@ -306,40 +320,64 @@ async def run_night(
     starts: dict[str, float],
     scale: float,
 ) -> tuple[NightFigures, dict[str, UploadResult]]:
-    """Every terminal uploads at its start offset (real seconds from now); the figures."""
-    clients = {t.tid: make_client(t, url, params, clock, scale) for t in terms}
+    """Every terminal uploads at its start offset (real seconds from now); the figures.
+
+    A till's databases are opened a moment before its slot and closed after its upload."""
     results: dict[str, UploadResult] = {}
     loop = asyncio.get_running_loop()
-    t0 = loop.time() + 0.2  # every task is waiting before the first slot comes
+    t0 = loop.time() + 1.5  # every task is waiting before the first slot comes
+    opening = asyncio.Semaphore(16)  # tills whose slots coincide open a few at a time
 
     async def one(term: Terminal) -> None:
-        delay = t0 + starts[term.tid] - loop.time()
+        # Opened a second ahead: a till late from waiting to open would fire with others
+        # once they are open, bunching arrivals the slots had spread.
+        delay = t0 + starts[term.tid] - loop.time() - 1.0
         if delay > 0:
-            await asyncio.sleep(delay)  # the terminal's (compressed) nightly slot
-        results[term.tid] = await clients[term.tid].upload()
+            await asyncio.sleep(delay)  # until just before the (compressed) nightly slot
+        async with contextlib.AsyncExitStack() as stack:
+            async with opening:
+                await stack.enter_async_context(term.opened())
+            client = make_client(term, url, params, clock, scale)
+            stack.push_async_callback(client.close)
+            delay = t0 + starts[term.tid] - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)  # the slot itself
+            results[term.tid] = await client.upload()
+
+    lag = [0.0]
+
+    async def watch_lag() -> None:
+        # How long the one loop the server and every client share was stalled (a GC
+        # pass, the process descheduled): POSTs arriving meanwhile pile up (the bound's
+        # stall term, module docstring).
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            lag[0] = max(lag[0], loop.time() - before - 0.01)
 
     meter.reset()
     began = time.monotonic() + max(0.0, t0 - loop.time())
+    watcher = asyncio.create_task(watch_lag())
     try:
         async with asyncio.TaskGroup() as tg:
             for term in terms:
                 tg.create_task(one(term))
     finally:
-        for c in clients.values():
-            await c.close()
+        watcher.cancel()
     done = time.monotonic()
     first = min(a for _, a, _ in meter.spans)
     last = max(b for _, _, b in meter.spans)
     busy = sum(b - a for _, a, b in meter.spans)
     fig = NightFigures(
         terminals=len(terms),
-        entries=sum(t.store.head.seq for t in terms),
+        entries=sum(t.head_seq for t in terms),
         posts=len(meter.spans),
         max_in_flight=meter.max_in_flight,
         busy_s=busy,
         span_s=last - first,
         wall_s=done - began,
         injected=dict(meter.injected),
+        loop_lag_s=lag[0],
     )
     return fig, results
 
@@ -354,11 +392,12 @@ async def calibrate(
     """d: the server's busy time for one terminal's upload, terminals one at a time."""
     meter.reset()
     for term in terms:
-        client = make_client(term, url, params, clock, 1.0)
-        try:
-            res = await client.upload()
-        finally:
-            await client.close()
+        async with term.opened():
+            client = make_client(term, url, params, clock, 1.0)
+            try:
+                res = await client.upload()
+            finally:
+                await client.close()
         assert res.ok, res
     busy = meter.busy_by_terminal()
     return statistics.median(busy[t.tid] for t in terms)
@@ -368,9 +407,11 @@ async def assert_each_entry_once(city: CentralHarness, terms: list[Terminal]) ->
     """The server holds exactly every terminal's ledger: same heads, counts and hashes."""
     heads = {row.id: row.head for row in await city.db.heads()}
     for term in terms:
-        local = [e async for e in term.store.iter_after(0)]
+        async with term.opened() as (store, _catalog):
+            local = [e async for e in store.iter_after(0)]
+            mine = store.head
         head = heads[term.tid]
-        assert (head.seq, head.hash) == (term.store.head.seq, term.store.head.hash), term.tid
+        assert (head.seq, head.hash) == (mine.seq, mine.hash), term.tid
         assert await city.db.entry_count(term.tid) == len(local), term.tid
         held = [(int(e["seq"]), str(e["hash"])) for e in await city.db.entries(term.tid)]
         assert held == [(e.seq, e.hash) for e in local], term.tid
@@ -420,14 +461,10 @@ async def open_fleet(root: Path, params: FleetParams, clock: FakeClock) -> Async
         async with gate:
             opened[tid] = await open_terminal(root, tid, clock, params.entries)
 
-    try:
-        async with asyncio.TaskGroup() as tg:
-            for tid in tids + ctids:
-                tg.create_task(make(tid))
-        yield Fleet(params, clock, [opened[t] for t in tids], [opened[t] for t in ctids])
-    finally:
-        for term in opened.values():
-            await close_terminal(term)
+    async with asyncio.TaskGroup() as tg:
+        for tid in tids + ctids:
+            tg.create_task(make(tid))
+    yield Fleet(params, clock, [opened[t] for t in tids], [opened[t] for t in ctids])
 
 
 async def control_night(
@@ -437,11 +474,13 @@ async def control_night(
     clock: FakeClock,
     *,
     database: str | None = None,
+    check: bool = True,
 ) -> tuple[NightFigures, dict[str, UploadResult]]:
     """The same fleet starting all at once on a fresh server (no slots, no faults).
 
-    The baseline the spread night is compared with; every entry must still land exactly
-    once (AssertionError otherwise). ``database``: an empty one to use (default SQLite).
+    The baseline the spread night is compared with; with ``check`` every entry must have
+    landed exactly once (AssertionError otherwise). ``database``: an empty one to use
+    (default SQLite).
     """
     control = UploadMeter()
     async with CentralHarness.start(
@@ -452,7 +491,8 @@ async def control_night(
         herd, results = await run_night(
             fleet.terms, city.url, control, params, clock, starts, fleet.scale
         )
-        await assert_each_entry_once(city, fleet.terms)
+        if check:
+            await assert_each_entry_once(city, fleet.terms)
     return herd, results
 
 
