@@ -29,7 +29,7 @@ import structlog.testing
 
 from ledger.entry import Entry
 from sync.central.db import CentralDB, _apply_stats, _apply_usage, _tx
-from sync.central.engine import Conn, run_in_connection_thread
+from sync.central.engine import Conn
 from tests.pgserver import PostgresServer, running_postgres
 
 BUDGET_S = 1.0
@@ -105,7 +105,7 @@ async def _fill(db: CentralDB, entries: dict[str, list[Entry]]) -> float:
 
                 _tx(conn, body)
 
-            await run_in_connection_thread(db._conn, work)
+            await db.run(work)
             done += len(chunk)
         print(f"    filled {done:,} / {total:,} entries", file=sys.stderr, flush=True)
     return time.perf_counter() - t0

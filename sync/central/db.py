@@ -915,6 +915,10 @@ class CentralDB:
 
         return await run_in_connection_thread(self._conn, work)
 
+    async def run(self, work: Callable[[Conn], _T]) -> _T:
+        """``work(conn)`` on the database's own thread (maintenance and benchmarks)."""
+        return await run_in_connection_thread(self._conn, work)
+
     # --- statistics ------------------------------------------------------------------
 
     async def partner_stats(

@@ -281,7 +281,6 @@ async def test_a_database_older_than_the_stats_gets_them_from_its_entries(
     tmp_path: Path, central_engine: str
 ) -> None:
     from sync.central.db import CentralDB, _tx
-    from sync.central.engine import run_in_connection_thread
     from tests.pgserver import central_database
 
     db_url = central_database(tmp_path)
@@ -305,7 +304,7 @@ async def test_a_database_older_than_the_stats_gets_them_from_its_entries(
 
             _tx(db, body)
 
-        await run_in_connection_thread(h.db._conn, forget)
+        await h.db.run(forget)
         assert (await h.db.partner_stats("P-0001", day, day)).totals.sales == 0
     async with await CentralDB.open(db_url) as db:
         again = await db.partner_stats("P-0001", day, day)
