@@ -397,6 +397,14 @@ def _migrate_1_to_2(db: Conn) -> None:
     log.info("central_schema_migrated", schema=2, balances_repaired=floats)
 
 
+def _put_meta(db: Conn, key: str, value: int) -> None:
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
 def _meta_or(db: Conn, key: str, default: int) -> int:
     row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return default if row is None else int(row[0])
@@ -445,11 +453,7 @@ def _migrate_usage(db: Conn) -> None:
         for tid, partner_id, entries in _credited_chunks(db):
             _apply_usage(db, tid, partner_id, entries)
             total += len(entries)
-        db.execute(
-            "INSERT INTO meta VALUES ('usage_schema', ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (USAGE_SCHEMA,),
-        )
+        _put_meta(db, "usage_schema", USAGE_SCHEMA)
         return total
 
     entries = _tx(db, body)
@@ -479,11 +483,7 @@ def _migrate_business(db: Conn) -> None:
                         " ON CONFLICT DO NOTHING",
                         (tid, e.ref, e.seq),
                     )
-        db.execute(
-            "INSERT INTO meta (key, value) VALUES ('business_schema', ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (BUSINESS_SCHEMA,),
-        )
+        _put_meta(db, "business_schema", BUSINESS_SCHEMA)
 
     _tx(db, body)
 
@@ -499,11 +499,7 @@ def _migrate_stats(db: Conn) -> None:
         for _tid, partner_id, entries in _credited_chunks(db):
             _apply_stats(db, partner_id, entries)
             total += len(entries)
-        db.execute(
-            "INSERT INTO meta (key, value) VALUES ('stats_schema', ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (STATS_SCHEMA,),
-        )
+        _put_meta(db, "stats_schema", STATS_SCHEMA)
         return total
 
     entries = _tx(db, body)
@@ -1192,14 +1188,7 @@ class CentralDB:
         return await run_in_connection_thread(self._conn, _meta, key)
 
     async def set_meta(self, key: str, value: int) -> None:
-        def work(db: Conn) -> None:
-            db.execute(
-                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE"
-                " SET value = excluded.value",
-                (key, value),
-            )
-
-        await run_in_connection_thread(self._conn, work)
+        await run_in_connection_thread(self._conn, _put_meta, key, value)
 
 
 # --- work run in the engine's thread -----------------------------------------------------
