@@ -69,8 +69,10 @@ def nightly_slot(
     """This terminal's nightly sync instant (aware UTC) in the window starting on ``day``.
 
     The position in the window is a stable hash of the terminal id; the jitter moves it
-    by up to ``jitter_s`` either way, never out of the window. A window whose end is
-    before its start runs past midnight.
+    by up to ``jitter_s`` either way and wraps around the window's ends, so the slots
+    stay uniform over the window. (Clamping at the ends instead put every till whose
+    jitter crossed one at the same instant: ~J/(4L) of the fleet, 21 of 3,000 tills at
+    01:00:00 sharp.) A window whose end is before its start runs past midnight.
     """
     start_t, end_t = parse_window(window)
     start = datetime.combine(day, start_t, tzinfo=WARSAW).astimezone(UTC)
@@ -81,9 +83,13 @@ def nightly_slot(
         return start
     digest = hashlib.sha256(terminal_id.encode("utf-8")).digest()
     offset = float(int.from_bytes(digest[:8], "big") % int(length))
-    offset += rng.uniform(-jitter_s, jitter_s)
-    offset = min(max(offset, 0.0), length - 1.0)
-    return start + timedelta(seconds=offset)
+    return start + timedelta(seconds=wrap(offset + rng.uniform(-jitter_s, jitter_s), length))
+
+
+def wrap(offset: float, length: float) -> float:
+    """``offset`` brought into [0, length) round the ends (a circular window)."""
+    out = offset % length
+    return 0.0 if out >= length else out  # a tiny negative float wraps to exactly length
 
 
 class SyncScheduler:

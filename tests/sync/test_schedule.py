@@ -19,7 +19,7 @@ from config.loader import config_from_dict
 from config.schema import Config
 from ledger.clock import WARSAW, FakeClock
 from sync.client import SyncClient
-from sync.schedule import Syncer, SyncScheduler, Wait, nightly_slot
+from sync.schedule import Syncer, SyncScheduler, Wait, nightly_slot, wrap
 
 windows = st.sampled_from(["01:00-04:00", "02:00-03:00", "22:00-02:00", "00:00-23:59"])
 
@@ -72,6 +72,35 @@ def test_fleet_is_spread_over_the_window() -> None:
     )
     assert set(hours) == {0, 1, 2}
     assert all(800 < n < 1200 for n in hours.values())  # about a third each
+
+
+def test_no_instant_gathers_tills_not_even_at_the_window_edges() -> None:
+    """Each till jitters with its own generator; a jitter that crosses an end wraps round.
+
+    Clamped to the ends instead, ~J/(4L) of the fleet (21 of 3,000) got the very first
+    instant of the window and as many the last: a herd the fleet night measured."""
+    day = date(2026, 11, 18)
+    start, end = _window_bounds("01:00-04:00", day)
+    slots = [
+        nightly_slot(f"T-{i:05d}", "01:00-04:00", day, random.Random(f"jitter:{i}"))
+        for i in range(3000)
+    ]
+    assert all(start <= s < end for s in slots)
+    per_second = Counter(int((s - start).total_seconds()) for s in slots)
+    # Uniform over 10,800 s is 0.28 a second; the busiest second holds a handful at most.
+    assert max(per_second.values()) <= 5, per_second.most_common(3)
+    first_minute = sum(1 for s in slots if s - start < timedelta(minutes=1))
+    last_minute = sum(1 for s in slots if end - s <= timedelta(minutes=1))
+    assert first_minute <= 40, first_minute  # 16.7 expected
+    assert last_minute <= 40, last_minute
+
+
+@pytest.mark.parametrize(
+    ("offset", "expected"),
+    [(-1e-17, 0.0), (-0.5, 10799.5), (0.0, 0.0), (10800.0, 0.0), (10800.25, 0.25), (7.0, 7.0)],
+)
+def test_wrap_keeps_offsets_inside_the_window(offset: float, expected: float) -> None:
+    assert wrap(offset, 10800.0) == expected
 
 
 def test_jitter_moves_the_slot_but_the_hash_anchors_it() -> None:
